@@ -1,0 +1,1 @@
+"""Adapter families behind the ports: ``local`` (embedded default) and ``gcp``."""

@@ -1,0 +1,1 @@
+"""The embedded stack: DuckDB warehouse, directory object store, JSONL bus."""

@@ -1,0 +1,667 @@
+"""The embedded warehouse: DuckDB, with datasets as schemas.
+
+It behaves like BigQuery where the backup depends on it:
+
+* jobs have ids; inserting an id that exists attaches to the existing job (BigQuery
+  answers 409 and the GCP adapter attaches the same way); the registry is one JSON
+  file per job under ``jobs_dir`` created with ``O_EXCL``;
+* jobs run on worker threads and are polled, like a server's; a job whose owning
+  process died is reported failed with ``backendError`` (retry under a new id);
+* extract writes real Avro container files (BigQuery's schema mapping, the
+  configured codec) sharded at ``max_file_bytes``, streaming in batches so memory
+  stays flat, or Parquet through DuckDB's own writer;
+* BigQuery metadata that DuckDB has no place for (the BigQuery schema with modes
+  and descriptions, partitioning, clustering, labels, last modified time) lives in
+  ``_opsuite_meta.tables``.
+
+DuckDB has no time travel: ``row_count_at`` and extract refuse to read a table
+modified after the requested instant instead of silently reading a later state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import decimal
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import fastavro
+
+from shared import identifiers
+from shared.avro import avro_schema
+from shared.errors import (
+    AlreadyExists,
+    BadInput,
+    NotFound,
+    PermanentError,
+    TransientError,
+)
+from shared.identifiers import TableRef
+from shared.models import (
+    ExtractRequest,
+    JobError,
+    JobStatus,
+    LoadRequest,
+    SchemaField,
+    TableInfo,
+    TableSpec,
+    schema_from_api,
+    schema_to_api,
+    split_gs_uri,
+)
+
+META_SCHEMA = "_opsuite_meta"
+_AVRO_CODECS = {"SNAPPY": "snappy", "DEFLATE": "deflate", "NONE": "null"}
+_PARQUET_CODECS = {"SNAPPY": "snappy", "GZIP": "gzip", "ZSTD": "zstd", "NONE": "uncompressed"}
+_SCALAR_TYPES = {
+    "STRING": "VARCHAR",
+    "BYTES": "BLOB",
+    "INT64": "BIGINT",
+    "FLOAT64": "DOUBLE",
+    "BOOL": "BOOLEAN",
+    "DATE": "DATE",
+    "TIME": "TIME",
+    "TIMESTAMP": "TIMESTAMPTZ",
+    "DATETIME": "TIMESTAMP",
+    "NUMERIC": "DECIMAL(38,9)",
+    "GEOGRAPHY": "VARCHAR",
+    "JSON": "VARCHAR",
+}
+_DUCK_TO_BQ = {
+    "VARCHAR": "STRING",
+    "BLOB": "BYTES",
+    "BIGINT": "INT64",
+    "INTEGER": "INT64",
+    "SMALLINT": "INT64",
+    "DOUBLE": "FLOAT64",
+    "FLOAT": "FLOAT64",
+    "BOOLEAN": "BOOL",
+    "DATE": "DATE",
+    "TIME": "TIME",
+    "TIMESTAMP WITH TIME ZONE": "TIMESTAMP",
+    "TIMESTAMP": "DATETIME",
+    "DECIMAL(38,9)": "NUMERIC",
+}
+EPOCH_DATE = "DATE '1970-01-01'"
+ROW_BATCH = 20_000
+SIZE_CHECK_EVERY = 256
+
+
+def quote(name: str) -> str:
+    """Quote an identifier that has already passed :mod:`shared.identifiers`."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(table: TableRef) -> str:
+    return f"{quote(table.dataset)}.{quote(table.table)}"
+
+
+def duck_type(field: SchemaField) -> str:
+    if field.type == "RECORD":
+        inner = ", ".join(f"{quote(f.name)} {duck_type(f)}" for f in field.fields)
+        base = f"STRUCT({inner})"
+    elif field.type in _SCALAR_TYPES:
+        base = _SCALAR_TYPES[field.type]
+    else:
+        raise BadInput(f"column {field.name}: type {field.type} is not supported locally")
+    return f"{base}[]" if field.mode == "REPEATED" else base
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _python_converter(field: SchemaField) -> Callable[[Any], Any] | None:
+    """Turn DuckDB's Python values into what the Avro writer expects, where they differ."""
+    if field.type == "DATETIME":
+        base: Callable[[Any], Any] | None = lambda v: v.isoformat() if v is not None else None  # noqa: E731
+    elif field.type == "RECORD":
+        subs = {f.name: c for f in field.fields if (c := _python_converter(f)) is not None}
+        if not subs:
+            base = None
+        else:
+
+            def base(v: Any) -> Any:
+                if v is None:
+                    return None
+                return {k: (subs[k](x) if k in subs else x) for k, x in v.items()}
+    else:
+        base = None
+    if base is None or field.mode != "REPEATED":
+        return base
+    item = base
+    return lambda v: [item(x) for x in v] if v is not None else []
+
+
+def _export_expression(field: SchemaField) -> str:
+    """Top-level conversions pushed into DuckDB: cheaper there than in Python."""
+    col = quote(field.name)
+    if field.mode == "REPEATED":
+        return f"coalesce({col}, [])"
+    if field.type == "DATE":
+        return f"CAST({col} - {EPOCH_DATE} AS INTEGER)"
+    if field.type == "TIMESTAMP":
+        return f"epoch_us({col})"
+    if field.type == "DATETIME":
+        return f"strftime({col}, '%Y-%m-%dT%H:%M:%S.%f')"
+    return col
+
+
+def _load_expression(field: SchemaField, expr: str) -> str:
+    """Convert what ``read_avro`` yields back into the column's DuckDB type."""
+    if field.mode == "REPEATED":
+        item = SchemaField(name=field.name, type=field.type, fields=field.fields)
+        inner = _load_expression(item, "x")
+        converted = expr if inner == "x" else f"list_transform({expr}, x -> {inner})"
+        return f"coalesce({converted}, [])"
+    if field.type == "RECORD":
+        parts = ", ".join(
+            f"{quote(f.name)} := {_load_expression(f, f'({expr}).{quote(f.name)}')}"
+            for f in field.fields
+        )
+        return f"CASE WHEN {expr} IS NULL THEN NULL ELSE struct_pack({parts}) END"
+    if field.type == "NUMERIC":
+        return f"opsuite_avro_numeric({expr})"
+    if field.type == "TIMESTAMP":
+        return f"CAST({expr} AS TIMESTAMPTZ)"
+    if field.type in ("DATETIME", "TIME", "DATE"):
+        return f"CAST({expr} AS {_SCALAR_TYPES[field.type]})"
+    return expr
+
+
+def _avro_numeric(raw: bytes | None) -> decimal.Decimal | None:
+    if raw is None:
+        return None
+    return decimal.Decimal(int.from_bytes(raw, "big", signed=True)).scaleb(-9)
+
+
+class LocalWarehouse:
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str],
+        gcs_root: str | os.PathLike[str],
+        jobs_dir: str | os.PathLike[str],
+        *,
+        max_file_bytes: int = 256 * 1024 * 1024,
+        workers: int = 2,
+    ) -> None:
+        self.db_path = Path(db_path)
+        self.gcs_root = Path(gcs_root)
+        self.jobs_dir = Path(jobs_dir)
+        self.max_file_bytes = max_file_bytes
+        self._workers = workers
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.RLock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+
+    # -- connection -------------------------------------------------------------------
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._con is None:
+                self.db_path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    con = duckdb.connect(str(self.db_path))
+                except duckdb.IOException as exc:
+                    raise TransientError(
+                        f"local warehouse {self.db_path} is busy (another process has it open)"
+                    ) from exc
+                con.execute("SET TimeZone = 'UTC'")
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {META_SCHEMA}")
+                con.execute(
+                    f"CREATE TABLE IF NOT EXISTS {META_SCHEMA}.tables ("
+                    "dataset VARCHAR, table_name VARCHAR, schema_json VARCHAR, "
+                    "resource_json VARCHAR, modified_at TIMESTAMPTZ, "
+                    "PRIMARY KEY (dataset, table_name))"
+                )
+                self._con = con
+            return self._con
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A per-thread cursor (DuckDB connections are not shared across threads)."""
+        con = self._connection()
+        cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
+        if cur is None or getattr(self._local, "owner", None) is not con:
+            cur = con.cursor()
+            cur.execute("SET TimeZone = 'UTC'")
+            self._local.cursor = cur
+            self._local.owner = con
+        return cur
+
+    def close(self) -> None:
+        with self._lock:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+    def _submit(self, fn: Callable[[], None]) -> None:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self._workers, "local-bq-job")
+            self._executor.submit(fn)
+
+    # -- metadata -----------------------------------------------------------------------
+    def _meta(self, table: TableRef) -> tuple[str | None, str | None, datetime | None]:
+        row = (
+            self.cursor()
+            .execute(
+                f"SELECT schema_json, resource_json, modified_at FROM {META_SCHEMA}.tables "
+                "WHERE dataset = ? AND table_name = ?",
+                [table.dataset, table.table],
+            )
+            .fetchone()
+        )
+        return (row[0], row[1], row[2]) if row else (None, None, None)
+
+    def _set_meta(
+        self,
+        table: TableRef,
+        *,
+        schema: Sequence[SchemaField] | None = None,
+        resource: Mapping[str, Any] | None = None,
+        modified_at: datetime | None = None,
+        cursor: duckdb.DuckDBPyConnection | None = None,
+    ) -> None:
+        cur = cursor or self.cursor()
+        old_schema, old_resource, _ = self._meta(table)
+        cur.execute(
+            f"INSERT OR REPLACE INTO {META_SCHEMA}.tables VALUES (?, ?, ?, ?, ?)",
+            [
+                table.dataset,
+                table.table,
+                json.dumps(schema_to_api(schema)) if schema is not None else old_schema,
+                json.dumps(resource) if resource is not None else old_resource,
+                modified_at or _now(),
+            ],
+        )
+
+    def touch(self, table: TableRef, modified_at: datetime | None = None) -> None:
+        """Record a modification (the seed uses this to age tables)."""
+        self._set_meta(table, modified_at=modified_at)
+
+    def _schema(self, table: TableRef, schema_json: str | None) -> tuple[SchemaField, ...]:
+        if schema_json:
+            return schema_from_api(json.loads(schema_json))
+        rows = (
+            self.cursor()
+            .execute(
+                "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                [table.dataset, table.table],
+            )
+            .fetchall()
+        )
+        fields = []
+        for name, data_type, nullable in rows:
+            bq_type = _DUCK_TO_BQ.get(str(data_type))
+            if bq_type is None:
+                raise PermanentError(
+                    f"{table}: column {name} has type {data_type}, which has no BigQuery "
+                    "mapping; create the table through opsuite to record its schema"
+                )
+            fields.append(
+                SchemaField(name, bq_type, "NULLABLE" if nullable == "YES" else "REQUIRED")
+            )
+        return tuple(fields)
+
+    # -- Warehouse port -----------------------------------------------------------------
+    def list_tables(self, dataset: str) -> list[str]:
+        identifiers.dataset_id(dataset)
+        cur = self.cursor()
+        exists = cur.execute(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?", [dataset]
+        ).fetchone()
+        if not exists or not exists[0]:
+            raise NotFound(f"dataset {dataset} does not exist")
+        rows = cur.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
+            "AND table_type = 'BASE TABLE' ORDER BY table_name",
+            [dataset],
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def table_exists(self, table: TableRef) -> bool:
+        row = (
+            self.cursor()
+            .execute(
+                "SELECT count(*) FROM information_schema.tables "
+                "WHERE table_schema = ? AND table_name = ?",
+                [table.dataset, table.table],
+            )
+            .fetchone()
+        )
+        return bool(row and row[0])
+
+    def _require(self, table: TableRef) -> None:
+        if not self.table_exists(table):
+            raise NotFound(f"table {table} does not exist")
+
+    def get_table(self, table: TableRef) -> TableInfo:
+        self._require(table)
+        schema_json, resource_json, modified_at = self._meta(table)
+        resource = json.loads(resource_json) if resource_json else {}
+        count = self.count_rows(table)
+        size = (
+            self.cursor()
+            .execute(
+                "SELECT estimated_size, column_count FROM duckdb_tables() "
+                "WHERE schema_name = ? AND table_name = ?",
+                [table.dataset, table.table],
+            )
+            .fetchone()
+        )
+        spec = TableSpec.from_resource(resource)
+        return TableInfo(
+            ref=table,
+            schema=self._schema(table, schema_json),
+            num_rows=count,
+            num_bytes=int(size[0] or 0) * 8 * int(size[1] or 1) if size else 0,
+            modified=modified_at or datetime.fromtimestamp(0, UTC),
+            time_partitioning=spec.time_partitioning,
+            range_partitioning=spec.range_partitioning,
+            clustering=spec.clustering,
+            description=spec.description,
+            labels=spec.labels,
+        )
+
+    def count_rows(self, table: TableRef) -> int:
+        self._require(table)
+        row = self.cursor().execute(f"SELECT count(*) FROM {qualified(table)}").fetchone()
+        return int(row[0]) if row else 0
+
+    def _check_instant(self, table: TableRef, instant: datetime) -> None:
+        _, _, modified_at = self._meta(table)
+        if modified_at is not None and modified_at > instant:
+            raise PermanentError(
+                f"{table} changed at {modified_at.isoformat()}, after the requested instant "
+                f"{instant.isoformat()}; the local warehouse has no time travel"
+            )
+
+    def row_count_at(self, table: TableRef, instant: datetime) -> int:
+        self._require(table)
+        self._check_instant(table, instant)
+        return self.count_rows(table)
+
+    def ensure_dataset(self, dataset: str) -> None:
+        identifiers.dataset_id(dataset)
+        self.cursor().execute(f"CREATE SCHEMA IF NOT EXISTS {quote(dataset)}")
+
+    def create_table(self, table: TableRef, spec: TableSpec, *, replace: bool = False) -> None:
+        if not spec.schema:
+            raise BadInput(f"{table}: a table needs at least one column")
+        columns = []
+        for field in spec.schema:
+            identifiers.table_id(field.name)
+            not_null = " NOT NULL" if field.mode == "REQUIRED" else ""
+            columns.append(f"{quote(field.name)} {duck_type(field)}{not_null}")
+        if self.table_exists(table) and not replace:
+            raise AlreadyExists(f"table {table} already exists")
+        cur = self.cursor()
+        verb = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE"
+        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.dataset)}")
+        cur.execute(f"{verb} {qualified(table)} ({', '.join(columns)})")
+        resource: dict[str, Any] = {}
+        if spec.time_partitioning:
+            resource["timePartitioning"] = dict(spec.time_partitioning)
+        if spec.range_partitioning:
+            resource["rangePartitioning"] = dict(spec.range_partitioning)
+        if spec.clustering:
+            resource["clustering"] = {"fields": list(spec.clustering)}
+        if spec.description:
+            resource["description"] = spec.description
+        resource["labels"] = dict(spec.labels)
+        self._set_meta(table, schema=spec.schema, resource=resource)
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run trusted SQL (seeding, tests). Never called with user-supplied text."""
+        cur = self.cursor()
+        result = cur.execute(sql, params) if params is not None else cur.execute(sql)
+        try:
+            return result.fetchall()
+        except duckdb.InvalidInputException:
+            return []
+
+    # -- jobs ---------------------------------------------------------------------------
+    def _job_path(self, job_id: str) -> Path:
+        return self.jobs_dir / f"{identifiers.job_id(job_id)}.json"
+
+    def _write_job(self, record: dict[str, Any]) -> None:
+        path = self._job_path(record["job_id"])
+        fd, tmp = tempfile.mkstemp(dir=self.jobs_dir, prefix=".job-")
+        with os.fdopen(fd, "w", encoding="utf-8") as fo:
+            json.dump(record, fo)
+        os.replace(tmp, path)
+
+    def _create_job(self, record: dict[str, Any]) -> bool:
+        """Atomically create the job record; False if the id is taken (BigQuery's 409)."""
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self._job_path(record["job_id"]), os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w", encoding="utf-8") as fo:
+            json.dump(record, fo)
+        return True
+
+    def _status(self, record: Mapping[str, Any]) -> JobStatus:
+        error = record.get("error")
+        return JobStatus(
+            job_id=record["job_id"],
+            state=record["state"],
+            error=JobError(error["reason"], error["message"]) if error else None,
+            destination_file_count=record.get("destination_file_count"),
+            output_rows=record.get("output_rows"),
+            started=datetime.fromisoformat(record["started"]) if "started" in record else None,
+            ended=datetime.fromisoformat(record["ended"]) if "ended" in record else None,
+        )
+
+    def get_job(self, job_id: str) -> JobStatus:
+        path = self._job_path(job_id)
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise NotFound(f"job {job_id} does not exist") from None
+        if record["state"] != "DONE" and not _pid_alive(int(record["owner_pid"])):
+            record.update(
+                state="DONE",
+                error={
+                    "reason": "backendError",
+                    "message": f"the process running job {job_id} exited before it finished",
+                },
+            )
+            self._write_job(record)
+        return self._status(record)
+
+    def _run_job(self, record: dict[str, Any], work: Callable[[], dict[str, Any]]) -> None:
+        record.update(state="RUNNING", started=_now().isoformat())
+        self._write_job(record)
+        try:
+            record.update(work())
+        except (PermanentError, BadInput) as exc:
+            reason = "notFound" if isinstance(exc, NotFound) else "invalid"
+            record["error"] = {"reason": reason, "message": str(exc)}
+        except Exception as exc:  # a crash in a job is the job's failure, as on a server
+            record["error"] = {"reason": "backendError", "message": f"{type(exc).__name__}: {exc}"}
+        record.update(state="DONE", ended=_now().isoformat())
+        self._write_job(record)
+
+    def _start(self, job_id: str, kind: str, work: Callable[[], dict[str, Any]]) -> JobStatus:
+        record: dict[str, Any] = {
+            "job_id": job_id,
+            "type": kind,
+            "state": "PENDING",
+            "owner_pid": os.getpid(),
+            "created": _now().isoformat(),
+        }
+        if not self._create_job(record):
+            return self.get_job(job_id)
+        self._submit(lambda: self._run_job(record, work))
+        return self._status(record)
+
+    def start_extract(self, request: ExtractRequest) -> JobStatus:
+        self._require(request.source)
+        return self._start(request.job_id, "extract", lambda: self._extract(request))
+
+    def start_load(self, request: LoadRequest) -> JobStatus:
+        self._require(request.destination)
+        return self._start(request.job_id, "load", lambda: self._load(request))
+
+    # -- extract ------------------------------------------------------------------------
+    def _local_path(self, uri: str) -> Path:
+        bucket, name = split_gs_uri(uri)
+        identifiers.bucket_name(bucket)
+        if any(p in ("", ".", "..") for p in name.split("/")):
+            raise BadInput(f"{uri!r} is not a valid object URI")
+        return self.gcs_root / bucket / name
+
+    def _extract(self, request: ExtractRequest) -> dict[str, Any]:
+        self._check_instant(request.source, request.instant)
+        schema = self.get_table(request.source).schema
+        pattern = self._local_path(request.destination_uri)
+        if pattern.name.count("*") > 1 or "*" in str(pattern.parent):
+            raise BadInput("at most one '*' wildcard, in the file name only")
+        pattern.parent.mkdir(parents=True, exist_ok=True)
+        if request.format == "AVRO":
+            files = self._write_avro(request, schema, pattern)
+        elif request.format == "PARQUET":
+            files = self._write_parquet(request, schema, pattern)
+        else:
+            raise BadInput(f"unsupported export format {request.format}")
+        return {"destination_file_count": len(files)}
+
+    def _shard_path(self, pattern: Path, shard: int) -> Path:
+        if "*" in pattern.name:
+            return pattern.with_name(pattern.name.replace("*", f"{shard:012d}"))
+        if shard:
+            raise PermanentError("the table is larger than one file; use a wildcard URI")
+        return pattern
+
+    def _write_avro(
+        self, request: ExtractRequest, schema: Sequence[SchemaField], pattern: Path
+    ) -> list[Path]:
+        codec = _AVRO_CODECS[request.compression]
+        parsed = fastavro.parse_schema(avro_schema(schema))
+        names = [f.name for f in schema]
+        converters = [
+            (f.name, c)
+            for f in schema
+            if not (f.type == "DATETIME" and f.mode != "REPEATED")  # converted in SQL
+            and (c := _python_converter(f)) is not None
+        ]
+        select = ", ".join(_export_expression(f) for f in schema)
+        cur = self.cursor().execute(f"SELECT {select} FROM {qualified(request.source)}")
+
+        def records() -> Iterator[dict[str, Any]]:
+            while batch := cur.fetchmany(ROW_BATCH):
+                for row in batch:
+                    record = dict(zip(names, row, strict=True))
+                    for name, convert in converters:
+                        record[name] = convert(record[name])
+                    yield record
+
+        remaining: Iterator[dict[str, Any]] = records()
+        written: list[Path] = []
+        while True:
+            final = self._shard_path(pattern, len(written))
+            fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".part-")
+            full = False
+            with os.fdopen(fd, "wb") as fo:
+
+                def shard_rows(fo: Any = fo) -> Iterator[dict[str, Any]]:
+                    nonlocal full
+                    for count, record in enumerate(remaining, 1):
+                        yield record
+                        if count % SIZE_CHECK_EVERY == 0 and fo.tell() >= self.max_file_bytes:
+                            full = True
+                            return
+
+                fastavro.writer(fo, parsed, shard_rows(), codec=codec)
+            os.replace(tmp, final)
+            written.append(final)
+            if not full:
+                return written
+            upcoming = next(remaining, None)
+            if upcoming is None:
+                return written
+            remaining = chain([upcoming], remaining)
+
+    def _write_parquet(
+        self, request: ExtractRequest, schema: Sequence[SchemaField], pattern: Path
+    ) -> list[Path]:
+        final = self._shard_path(pattern, 0)
+        tmp = final.with_name(f".part-{request.job_id}.parquet")
+        codec = _PARQUET_CODECS[request.compression]
+        self.cursor().execute(
+            f"COPY (SELECT * FROM {qualified(request.source)}) TO '{tmp.as_posix()}' "
+            f"(FORMAT PARQUET, COMPRESSION {codec})"
+        )
+        os.replace(tmp, final)
+        return [final]
+
+    # -- load ---------------------------------------------------------------------------
+    def _ensure_avro_reader(self, cur: duckdb.DuckDBPyConnection) -> None:
+        try:
+            cur.execute("LOAD avro")
+        except duckdb.Error:
+            from duckdb_extensions import import_extension
+
+            import_extension("avro")
+            cur.execute("LOAD avro")
+        with contextlib.suppress(duckdb.CatalogException, duckdb.NotImplementedException):
+            self._connection().create_function(
+                "opsuite_avro_numeric",
+                _avro_numeric,
+                ["BLOB"],  # type: ignore[list-item]
+                "DECIMAL(38,9)",  # type: ignore[arg-type]
+                null_handling="special",
+            )
+
+    def _load(self, request: LoadRequest) -> dict[str, Any]:
+        paths = [self._local_path(uri) for uri in request.source_uris]
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            raise NotFound(f"load source {missing[0].name} does not exist")
+        cur = self.cursor()
+        target = qualified(request.destination)
+        if request.format == "AVRO":
+            self._ensure_avro_reader(cur)
+            select = ", ".join(
+                _load_expression(f, quote(f.name)) + f" AS {quote(f.name)}" for f in request.schema
+            )
+            source = f"read_avro({[p.as_posix() for p in paths]!r})"
+        else:
+            select = ", ".join(quote(f.name) for f in request.schema)
+            source = f"read_parquet({[p.as_posix() for p in paths]!r})"
+        columns = ", ".join(quote(f.name) for f in request.schema)
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            cur.execute(f"DELETE FROM {target}")
+            cur.execute(f"INSERT INTO {target} ({columns}) SELECT {select} FROM {source}")
+            self._set_meta(request.destination, cursor=cur)
+            cur.execute("COMMIT")
+        except Exception:
+            cur.execute("ROLLBACK")
+            raise
+        return {"output_rows": self.count_rows(request.destination)}

@@ -1,0 +1,79 @@
+"""The one place adapters are built from settings.
+
+An explicit ``backend`` argument beats ``$OPSUITE_BACKEND``; nothing here runs at
+import time, and the google-cloud libraries are imported only when a ``gcp`` adapter
+is actually built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.config import Backend, Settings
+from shared.ports import ObjectStore, Publisher, Warehouse
+
+
+@dataclass(frozen=True)
+class Adapters:
+    backend: Backend
+    warehouse: Warehouse
+    store: ObjectStore
+    publisher: Publisher
+
+    def close(self) -> None:
+        close = getattr(self.warehouse, "close", None)
+        if callable(close):
+            close()
+
+
+@dataclass(frozen=True)
+class LocalPaths:
+    root: Path
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def gcs(self) -> Path:
+        return self.root / "gcs"
+
+    @property
+    def jobs(self) -> Path:
+        return self.root / "bigquery" / "jobs"
+
+    @property
+    def pubsub(self) -> Path:
+        return self.root / "pubsub"
+
+
+def build_adapters(settings: Settings, backend: Backend) -> Adapters:
+    if backend == "local":
+        from shared.adapters.local.bus import LocalBus
+        from shared.adapters.local.object_store import LocalObjectStore
+        from shared.adapters.local.warehouse import LocalWarehouse
+
+        paths = LocalPaths(Path(settings.local.root))
+        return Adapters(
+            backend=backend,
+            warehouse=LocalWarehouse(
+                paths.warehouse,
+                paths.gcs,
+                paths.jobs,
+                max_file_bytes=settings.backups.max_file_bytes,
+            ),
+            store=LocalObjectStore(paths.gcs),
+            publisher=LocalBus(paths.pubsub),
+        )
+    from shared.adapters.gcp.object_store import GcsObjectStore
+    from shared.adapters.gcp.publisher import PubSubPublisher
+    from shared.adapters.gcp.warehouse import BigQueryWarehouse
+
+    gcp = settings.require_gcp()
+    return Adapters(
+        backend=backend,
+        warehouse=BigQueryWarehouse(gcp.project, gcp.location),
+        store=GcsObjectStore(gcp.project),
+        publisher=PubSubPublisher(gcp.project),
+    )

@@ -1,0 +1,193 @@
+"""The one YAML configuration file, validated by typed models.
+
+Unknown keys are rejected and every error names the offending path and what was
+expected, e.g. ``backups.tables[2]: 'ds.t; DROP TABLE x' is not a valid table id``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from shared import identifiers
+from shared.errors import BadInput, ConfigError
+from shared.identifiers import TableRef
+
+Backend = Literal["local", "gcp"]
+ExportFormat = Literal["AVRO", "PARQUET"]
+Compression = Literal["SNAPPY", "DEFLATE", "GZIP", "ZSTD", "NONE"]
+
+ALLOWED_COMPRESSION: dict[str, frozenset[str]] = {
+    "AVRO": frozenset({"SNAPPY", "DEFLATE", "NONE"}),
+    "PARQUET": frozenset({"SNAPPY", "GZIP", "ZSTD", "NONE"}),
+}
+
+DEFAULT_CONFIG_PATH = "config/opsuite.yaml"
+CONFIG_ENV = "OPSUITE_CONFIG"
+BACKEND_ENV = "OPSUITE_BACKEND"
+
+
+def _as_value_error(check: object) -> object:
+    """Adapt an identifier check (raises BadInput) into a pydantic validator (ValueError)."""
+
+    def validate(value: str) -> str:
+        try:
+            return check(value)  # type: ignore[operator,no-any-return]
+        except BadInput as exc:
+            raise ValueError(str(exc)) from None
+
+    return validate
+
+
+DatasetId = Annotated[str, AfterValidator(_as_value_error(identifiers.dataset_id))]  # type: ignore[arg-type]
+BucketName = Annotated[str, AfterValidator(_as_value_error(identifiers.bucket_name))]  # type: ignore[arg-type]
+ObjectPrefix = Annotated[str, AfterValidator(_as_value_error(identifiers.object_prefix))]  # type: ignore[arg-type]
+TopicId = Annotated[str, AfterValidator(_as_value_error(identifiers.topic_id))]  # type: ignore[arg-type]
+ProjectId = Annotated[str, AfterValidator(_as_value_error(identifiers.project_id))]  # type: ignore[arg-type]
+
+
+def _table_ref(value: str) -> str:
+    try:
+        return str(TableRef.parse(value))
+    except BadInput as exc:
+        raise ValueError(str(exc)) from None
+
+
+TableName = Annotated[str, AfterValidator(_table_ref)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GcpSettings(_Model):
+    project: ProjectId
+    location: str = "US"
+
+
+class LocalSettings(_Model):
+    root: str = ".local"
+
+
+class DatasetSelector(_Model):
+    """A whole dataset, optionally narrowed by shell-style globs on table names."""
+
+    name: DatasetId
+    include: list[str] = Field(default_factory=lambda: ["*"])
+    exclude: list[str] = Field(default_factory=list)
+
+    def selects(self, table: str) -> bool:
+        included = any(fnmatch.fnmatchcase(table, pattern) for pattern in self.include)
+        excluded = any(fnmatch.fnmatchcase(table, pattern) for pattern in self.exclude)
+        return included and not excluded
+
+
+class BackupSettings(_Model):
+    bucket: BucketName
+    prefix: ObjectPrefix = "backups"
+    tables: list[TableName] = Field(default_factory=list)
+    datasets: list[DatasetSelector] = Field(default_factory=list)
+    format: ExportFormat = "AVRO"
+    compression: Compression = "SNAPPY"
+    max_concurrent_jobs: int = Field(default=16, ge=1, le=100)
+    time_budget_seconds: float = Field(default=480, gt=0, le=530)
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    max_continuations: int = Field(default=24, ge=0, le=200)
+    poll_interval_seconds: float = Field(default=2.0, gt=0, le=60)
+    max_file_bytes: int = Field(default=256 * 1024 * 1024, ge=64 * 1024, le=1_000_000_000)
+    verify_avro_bytes_limit: int = Field(default=2 * 1024**3, ge=0)
+    max_event_age_seconds: int = Field(default=24 * 3600, ge=60)
+    trigger_topic: TopicId = "opsuite-backup-trigger"
+    events_topic: TopicId = "opsuite-backup-events"
+
+    @model_validator(mode="after")
+    def _check(self) -> BackupSettings:
+        if not self.tables and not self.datasets:
+            raise ValueError("configure at least one entry in 'tables' or 'datasets'")
+        if self.compression not in ALLOWED_COMPRESSION[self.format]:
+            allowed = ", ".join(sorted(ALLOWED_COMPRESSION[self.format]))
+            raise ValueError(
+                f"compression {self.compression} is not valid for {self.format} "
+                f"(expected one of: {allowed})"
+            )
+        if len(set(self.tables)) != len(self.tables):
+            raise ValueError("'tables' lists a table more than once")
+        return self
+
+    @property
+    def table_refs(self) -> list[TableRef]:
+        return [TableRef.parse(name) for name in self.tables]
+
+
+class Settings(_Model):
+    version: Literal[1] = 1
+    gcp: GcpSettings | None = None
+    local: LocalSettings = Field(default_factory=LocalSettings)
+    backups: BackupSettings
+
+    def require_gcp(self) -> GcpSettings:
+        if self.gcp is None:
+            raise ConfigError("gcp: section required for --backend gcp (expected 'project')")
+        return self.gcp
+
+
+def _format_errors(exc: ValidationError, source: str) -> str:
+    lines = []
+    for error in exc.errors():
+        path = ""
+        for part in error["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see config/opsuite.example.yaml)"
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        lines.append(f"{path or '<root>'}: {message}")
+    return f"{source}: invalid configuration\n  " + "\n  ".join(lines)
+
+
+def parse_settings(data: object, source: str = "<config>") -> Settings:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a YAML mapping at the top level")
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from None
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Load the config: an explicit path beats ``$OPSUITE_CONFIG`` beats the default."""
+    environ = os.environ if env is None else env
+    chosen = Path(path or environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+    try:
+        text = chosen.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{chosen}: cannot read config ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{chosen}: not valid YAML ({exc})") from None
+    return parse_settings(data, str(chosen))
+
+
+def resolve_backend(explicit: str | None, env: Mapping[str, str] | None = None) -> Backend:
+    environ = os.environ if env is None else env
+    value = explicit or environ.get(BACKEND_ENV) or "local"
+    if value not in ("local", "gcp"):
+        raise ConfigError(f"backend: {value!r} is not valid (expected 'local' or 'gcp')")
+    return value  # type: ignore[return-value]

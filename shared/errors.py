@@ -1,0 +1,43 @@
+"""One small error hierarchy for the whole suite.
+
+Adapters translate SDK exceptions into these at the boundary (``raise ... from exc``);
+services and doorways only ever see these types.
+"""
+
+from __future__ import annotations
+
+
+class OpsuiteError(Exception):
+    """Base class for every error the suite raises on purpose."""
+
+
+class ConfigError(OpsuiteError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class BadInput(OpsuiteError):
+    """A request (event, CLI argument, HTTP parameter) is malformed. Never retried."""
+
+
+class TransientError(OpsuiteError):
+    """A fault that may go away when retried (503, timeout, rate limit)."""
+
+
+class PermanentError(OpsuiteError):
+    """A fault that retrying will not fix."""
+
+
+class NotFound(PermanentError):
+    """The table, dataset, job or object does not exist."""
+
+
+class PermissionDenied(PermanentError):
+    """The identity lacks permission for the operation."""
+
+
+class AlreadyExists(PermanentError):
+    """A write-once resource exists already."""
+
+
+class VerificationError(PermanentError):
+    """An export or restore did not check out (files, sizes or row counts differ)."""

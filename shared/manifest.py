@@ -1,0 +1,141 @@
+"""The backup run's records in the bucket and their layout.
+
+``gs://<bucket>/<prefix>/<run_id>/``
+  ``_run.json``                         write-once claim: instant and table list
+  ``<dataset>/<table>/table.json``      the table resource at the instant
+  ``<dataset>/<table>/attempt-<n>/part-<12 digits>.avro``   the export
+  ``<dataset>/<table>/_result.json``    write-once per-table result (resume point)
+  ``_manifest.json``                    write-once, written last
+  ``_event.json``                       write-once: the run's event was published
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from datetime import date as Date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.identifiers import TableRef
+
+RunStatus = Literal["complete", "partial", "failed"]
+TableStatus = Literal["complete", "failed"]
+MANIFEST = "_manifest.json"
+CLAIM = "_run.json"
+EVENT_MARKER = "_event.json"
+RESULT = "_result.json"
+RESOURCE = "table.json"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FileEntry(_Record):
+    uri: str
+    size: int
+    crc32c: str
+    rows: int | None = None
+
+
+class Verification(_Record):
+    method: Literal["avro-block-headers", "file-listing"]
+    files_listed: int
+    bytes_listed: int
+    rows_exported: int | None
+    rows_expected: int
+    ok: bool
+    detail: str = ""
+
+
+class TableResult(_Record):
+    source: str
+    status: TableStatus
+    rows: int | None = None
+    bytes: int = 0
+    files: list[FileEntry] = Field(default_factory=list)
+    job_id: str | None = None
+    attempt: int | None = None
+    duration_seconds: float | None = None
+    resource_uri: str | None = None
+    verification: Verification | None = None
+    error: str | None = None
+
+    @property
+    def ref(self) -> TableRef:
+        return TableRef.parse(self.source)
+
+
+class RunClaim(_Record):
+    run_id: str
+    date: Date
+    instant: datetime
+    tables: list[str]
+    missing_datasets: list[str] = Field(default_factory=list)
+    created_at: datetime
+    backend: str
+
+
+class Manifest(_Record):
+    manifest_version: Literal[1] = 1
+    run_id: str
+    date: Date
+    instant: datetime
+    backend: str
+    bucket: str
+    prefix: str
+    format: str
+    compression: str
+    status: RunStatus
+    created_at: datetime
+    completed_at: datetime
+    tables: list[TableResult]
+    errors: list[str] = Field(default_factory=list)
+
+    @property
+    def failed(self) -> list[TableResult]:
+        return [t for t in self.tables if t.status != "complete"]
+
+    def table(self, source: str) -> TableResult | None:
+        return next((t for t in self.tables if t.source == source), None)
+
+
+def run_id_for(run_date: Date, tables: list[str] | None) -> str:
+    """Deterministic: the nightly run of a date is ``YYYYMMDD``; a subset adds a hash."""
+    base = run_date.strftime("%Y%m%d")
+    if not tables:
+        return base
+    digest = hashlib.sha256(",".join(sorted(set(tables))).encode()).hexdigest()[:8]
+    return f"{base}-{digest}"
+
+
+class RunLayout:
+    """Object names of one run."""
+
+    def __init__(self, bucket: str, prefix: str, run_id: str) -> None:
+        self.bucket = bucket
+        self.prefix = prefix
+        self.run_id = run_id
+        self.base = f"{prefix}/{run_id}" if prefix else run_id
+
+    def name(self, leaf: str) -> str:
+        return f"{self.base}/{leaf}"
+
+    def table_dir(self, table: TableRef) -> str:
+        return f"{self.base}/{table.dataset}/{table.table}"
+
+    def attempt_dir(self, table: TableRef, attempt: int) -> str:
+        return f"{self.table_dir(table)}/attempt-{attempt}"
+
+    def uri(self, name: str) -> str:
+        return f"gs://{self.bucket}/{name}"
+
+    def destination_uri(self, table: TableRef, attempt: int, extension: str) -> str:
+        return self.uri(f"{self.attempt_dir(table, attempt)}/part-*.{extension}")
+
+    def job_id(self, table: TableRef, attempt: int) -> str:
+        """Deterministic job id of (run, table, attempt), unique per bucket and prefix."""
+        scope = hashlib.sha256(f"{self.bucket}/{self.prefix}".encode()).hexdigest()[:8]
+        return f"opsuite_backup_{self.run_id}_{scope}_{table.dataset}_{table.table}_a{attempt}"

@@ -1,0 +1,194 @@
+"""Plain typed values passed across ports: table metadata, jobs and objects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from shared.identifiers import TableRef
+
+JobStateName = Literal["PENDING", "RUNNING", "DONE"]
+
+#: BigQuery error reasons after which a retry under a new job id can succeed.
+TRANSIENT_JOB_REASONS = frozenset(
+    {"backendError", "internalError", "rateLimitExceeded", "timeout", "jobInternalError"}
+)
+
+
+@dataclass(frozen=True)
+class SchemaField:
+    """One column, in BigQuery's terms (type names as in the REST API)."""
+
+    name: str
+    type: str
+    mode: str = "NULLABLE"
+    fields: tuple[SchemaField, ...] = ()
+    description: str | None = None
+    precision: int | None = None
+    scale: int | None = None
+
+    def to_api(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "type": self.type, "mode": self.mode}
+        if self.fields:
+            out["fields"] = [f.to_api() for f in self.fields]
+        if self.description:
+            out["description"] = self.description
+        if self.precision is not None:
+            out["precision"] = str(self.precision)
+        if self.scale is not None:
+            out["scale"] = str(self.scale)
+        return out
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> SchemaField:
+        type_name = str(data["type"]).upper()
+        type_name = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}.get(
+            type_name, type_name
+        )
+        if type_name == "STRUCT":
+            type_name = "RECORD"
+        return cls(
+            name=str(data["name"]),
+            type=type_name,
+            mode=str(data.get("mode") or "NULLABLE").upper(),
+            fields=tuple(cls.from_api(f) for f in data.get("fields") or ()),
+            description=data.get("description") or None,
+            precision=int(data["precision"]) if data.get("precision") is not None else None,
+            scale=int(data["scale"]) if data.get("scale") is not None else None,
+        )
+
+
+def schema_to_api(schema: Sequence[SchemaField]) -> list[dict[str, Any]]:
+    return [f.to_api() for f in schema]
+
+
+def schema_from_api(fields: Sequence[Mapping[str, Any]]) -> tuple[SchemaField, ...]:
+    return tuple(SchemaField.from_api(f) for f in fields)
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """What a restore needs to rebuild a table, plus the counts a backup records."""
+
+    ref: TableRef
+    schema: tuple[SchemaField, ...]
+    num_rows: int
+    num_bytes: int
+    modified: datetime
+    time_partitioning: Mapping[str, Any] | None = None
+    range_partitioning: Mapping[str, Any] | None = None
+    clustering: tuple[str, ...] = ()
+    description: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def resource(self) -> dict[str, Any]:
+        """The table resource in the shape of BigQuery's ``tables.get`` JSON."""
+        out: dict[str, Any] = {
+            "tableReference": {"datasetId": self.ref.dataset, "tableId": self.ref.table},
+            "schema": {"fields": schema_to_api(self.schema)},
+            "numRows": str(self.num_rows),
+            "numBytes": str(self.num_bytes),
+            "lastModifiedTime": str(int(self.modified.timestamp() * 1000)),
+            "labels": dict(self.labels),
+        }
+        if self.time_partitioning:
+            out["timePartitioning"] = dict(self.time_partitioning)
+        if self.range_partitioning:
+            out["rangePartitioning"] = dict(self.range_partitioning)
+        if self.clustering:
+            out["clustering"] = {"fields": list(self.clustering)}
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """The parts of a table resource used to (re)create a table."""
+
+    schema: tuple[SchemaField, ...]
+    time_partitioning: Mapping[str, Any] | None = None
+    range_partitioning: Mapping[str, Any] | None = None
+    clustering: tuple[str, ...] = ()
+    description: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_resource(cls, resource: Mapping[str, Any]) -> TableSpec:
+        return cls(
+            schema=schema_from_api(resource.get("schema", {}).get("fields", [])),
+            time_partitioning=resource.get("timePartitioning"),
+            range_partitioning=resource.get("rangePartitioning"),
+            clustering=tuple(resource.get("clustering", {}).get("fields", ())),
+            description=resource.get("description"),
+            labels=dict(resource.get("labels") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class ExtractRequest:
+    job_id: str
+    source: TableRef
+    instant: datetime
+    destination_uri: str  # gs://bucket/prefix/.../part-*.avro
+    format: str = "AVRO"
+    compression: str = "SNAPPY"
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    job_id: str
+    destination: TableRef
+    source_uris: tuple[str, ...]
+    schema: tuple[SchemaField, ...]
+    format: str = "AVRO"
+
+
+@dataclass(frozen=True)
+class JobError:
+    reason: str
+    message: str
+
+    @property
+    def transient(self) -> bool:
+        return self.reason in TRANSIENT_JOB_REASONS
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    job_id: str
+    state: JobStateName
+    error: JobError | None = None
+    destination_file_count: int | None = None
+    output_rows: int | None = None
+    started: datetime | None = None
+    ended: datetime | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.state == "DONE"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == "DONE" and self.error is None
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    bucket: str
+    name: str
+    size: int
+    crc32c: str  # base64 of the big-endian CRC32C, as GCS reports it
+
+    @property
+    def uri(self) -> str:
+        return f"gs://{self.bucket}/{self.name}"
+
+
+def split_gs_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("gs://") or "/" not in uri[5:]:
+        raise ValueError(f"not a gs:// object URI: {uri!r}")
+    bucket, _, name = uri[5:].partition("/")
+    return bucket, name

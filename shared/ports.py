@@ -1,0 +1,78 @@
+"""The small ports every service is written against.
+
+Each has a ``gcp`` implementation (official google-cloud clients) and a ``local``
+one (embedded). Errors crossing a port are always from :mod:`shared.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import BinaryIO, Protocol
+
+from shared.identifiers import TableRef
+from shared.models import ExtractRequest, JobStatus, LoadRequest, ObjectInfo, TableInfo, TableSpec
+
+
+class Warehouse(Protocol):
+    """BigQuery-shaped warehouse: tables, metadata and jobs."""
+
+    def list_tables(self, dataset: str) -> list[str]:
+        """All table ids in ``dataset`` (every page). NotFound if the dataset is missing."""
+        ...
+
+    def get_table(self, table: TableRef) -> TableInfo: ...
+
+    def table_exists(self, table: TableRef) -> bool: ...
+
+    def row_count_at(self, table: TableRef, instant: datetime) -> int:
+        """Rows in ``table`` as of ``instant`` (time travel)."""
+        ...
+
+    def count_rows(self, table: TableRef) -> int: ...
+
+    def start_extract(self, request: ExtractRequest) -> JobStatus:
+        """Insert the extract job; an existing job with the same id is attached to, not redone."""
+        ...
+
+    def get_job(self, job_id: str) -> JobStatus:
+        """Current state of a job. NotFound if no job has that id."""
+        ...
+
+    def ensure_dataset(self, dataset: str) -> None: ...
+
+    def create_table(self, table: TableRef, spec: TableSpec, *, replace: bool = False) -> None:
+        """Create ``table``; AlreadyExists unless ``replace``."""
+        ...
+
+    def start_load(self, request: LoadRequest) -> JobStatus: ...
+
+
+class ObjectStore(Protocol):
+    """GCS-shaped object store addressed by bucket and object name."""
+
+    def write(self, bucket: str, name: str, data: bytes, content_type: str) -> ObjectInfo: ...
+
+    def write_once(
+        self, bucket: str, name: str, data: bytes, content_type: str
+    ) -> ObjectInfo | None:
+        """Create the object only if absent; None if it already existed (nothing written)."""
+        ...
+
+    def read(self, bucket: str, name: str) -> bytes: ...
+
+    def open(self, bucket: str, name: str) -> BinaryIO:
+        """A seekable binary reader (for reading block headers without a full download)."""
+        ...
+
+    def list(self, bucket: str, prefix: str) -> list[ObjectInfo]: ...
+
+    def stat(self, bucket: str, name: str) -> ObjectInfo | None: ...
+
+    def delete(self, bucket: str, name: str) -> None: ...
+
+
+class Publisher(Protocol):
+    def publish(self, topic: str, data: bytes, attributes: Mapping[str, str]) -> str:
+        """Publish one message; returns the message id."""
+        ...

@@ -1,0 +1,1 @@
+"""One service module per job."""

@@ -1,0 +1,606 @@
+"""The nightly backup run: every configured table exported at one instant, verified,
+recorded in a write-once manifest, announced with one event.
+
+Safe to run twice, concurrently, and to resume:
+
+* the run id is derived from the date, so re-running a date finds its manifest and
+  does nothing; the instant and table list are fixed by a write-once claim;
+* job ids are derived from (run, table, attempt): a redelivered event attaches to
+  the jobs already running instead of exporting again; a failed job is retried under
+  attempt+1 into a fresh prefix;
+* finished tables leave a write-once ``_result.json``, so a continuation resumes
+  where the previous invocation stopped;
+* at the time budget, running work is handed to a continuation message on the
+  trigger topic; the function returns well before its 540 s limit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Literal, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from shared.avro import scan_avro
+from shared.config import BackupSettings
+from shared.errors import (
+    BadInput,
+    NotFound,
+    OpsuiteError,
+    PermanentError,
+    TransientError,
+    VerificationError,
+)
+from shared.events import BackupRequest
+from shared.identifiers import TableRef
+from shared.manifest import (
+    CLAIM,
+    EVENT_MARKER,
+    MANIFEST,
+    RESOURCE,
+    RESULT,
+    FileEntry,
+    Manifest,
+    RunClaim,
+    RunLayout,
+    TableResult,
+    Verification,
+    run_id_for,
+)
+from shared.models import ExtractRequest, JobStatus, ObjectInfo
+from shared.ports import ObjectStore, Publisher, Warehouse
+from shared.retry import Clock, DeadlineReached, retry_transient
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+Outcome = Literal["complete", "partial", "failed", "already_done", "continued", "dry_run"]
+JSON = "application/json"
+
+
+class Progress(Protocol):
+    def start(self, total: int) -> None: ...
+
+    def table_done(self, result: TableResult) -> None: ...
+
+
+class _NoProgress:
+    def start(self, total: int) -> None:
+        pass
+
+    def table_done(self, result: TableResult) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class PlannedTable:
+    source: str
+    destination: str
+    resource: str
+
+
+@dataclass(frozen=True)
+class BackupOutcome:
+    run_id: str
+    outcome: Outcome
+    manifest: Manifest | None = None
+    plan: list[PlannedTable] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    continuation: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("complete", "already_done", "dry_run", "continued") and (
+            self.manifest is None or self.manifest.status == "complete"
+        )
+
+
+@dataclass
+class BackupDeps:
+    settings: BackupSettings
+    warehouse: Warehouse
+    store: ObjectStore
+    publisher: Publisher
+    backend: str
+    clock: Clock = field(default_factory=Clock)
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    progress: Progress = field(default_factory=_NoProgress)
+
+
+class _Pending(Exception):
+    """A table's work is still running when the budget ends (resumed by a continuation)."""
+
+
+def _dump(model: BaseModel) -> bytes:
+    return model.model_dump_json(indent=2).encode()
+
+
+def read_manifest(store: ObjectStore, layout: RunLayout) -> Manifest | None:
+    try:
+        raw = store.read(layout.bucket, layout.name(MANIFEST))
+    except NotFound:
+        return None
+    try:
+        return Manifest.model_validate_json(raw)
+    except ValidationError as exc:
+        raise PermanentError(f"{layout.uri(layout.name(MANIFEST))} is not a valid manifest") from exc
+
+
+def resolve_tables(
+    settings: BackupSettings, warehouse: Warehouse, requested: Sequence[TableRef] | None
+) -> tuple[list[TableRef], list[str]]:
+    """The configured tables (explicit + every page of each selected dataset).
+
+    Returns the tables and the configured datasets that don't exist. A request may
+    only narrow the configured set: naming anything else is bad input.
+    """
+    selected = set(settings.table_refs)
+    missing: list[str] = []
+    for selector in settings.datasets:
+        try:
+            names = warehouse.list_tables(selector.name)
+        except NotFound:
+            missing.append(selector.name)
+            continue
+        selected.update(TableRef(selector.name, n) for n in names if selector.selects(n))
+    if requested is not None:
+        unknown = sorted(str(t) for t in set(requested) - selected)
+        if unknown:
+            raise BadInput(
+                f"tables not in the backup configuration: {', '.join(unknown)} "
+                f"(configured: {len(selected)} tables)"
+            )
+        return sorted(set(requested)), []
+    return sorted(selected), missing
+
+
+class BackupRun:
+    def __init__(self, deps: BackupDeps, request: BackupRequest) -> None:
+        self.deps = deps
+        self.s = deps.settings
+        self.request = request
+        self.run_date: date = request.date or deps.now().date()
+        requested = request.table_refs()
+        run_id = request.run_id or run_id_for(
+            self.run_date, [str(t) for t in requested] if requested else None
+        )
+        self.layout = RunLayout(self.s.bucket, self.s.prefix, run_id)
+        self.requested = requested
+        self.deadline = 0.0
+        self._lock = threading.Lock()
+
+    # -- top level --------------------------------------------------------------------
+    def run(self) -> BackupOutcome:
+        d = self.deps
+        self.deadline = d.clock.monotonic() + self.s.time_budget_seconds
+        layout = self.layout
+        manifest = self._retry(lambda: read_manifest(d.store, layout))
+        if manifest is not None:
+            if self.request.dry_run:
+                return BackupOutcome(layout.run_id, "dry_run", manifest=manifest)
+            self._publish_event(manifest)
+            logger.info(
+                "backup run already complete",
+                extra={"fields": {"run_id": layout.run_id, "status": manifest.status}},
+            )
+            return BackupOutcome(layout.run_id, "already_done", manifest=manifest)
+        claim = self._read_claim()
+        if claim is None:
+            tables, missing = self._retry(
+                lambda: resolve_tables(self.s, d.warehouse, self.requested)
+            )
+            if self.request.dry_run:
+                return BackupOutcome(layout.run_id, "dry_run", plan=self._plan(tables))
+            claim = self._claim(tables, missing)
+        elif self.request.dry_run:
+            return BackupOutcome(
+                layout.run_id, "dry_run", plan=self._plan([TableRef.parse(t) for t in claim.tables])
+            )
+        return self._execute(claim)
+
+    def _plan(self, tables: Sequence[TableRef]) -> list[PlannedTable]:
+        ext = self.s.format.lower()
+        return [
+            PlannedTable(
+                source=str(t),
+                destination=self.layout.destination_uri(t, 1, ext),
+                resource=self.layout.uri(f"{self.layout.table_dir(t)}/{RESOURCE}"),
+            )
+            for t in tables
+        ]
+
+    def _retry(self, call: Callable[[], T]) -> T:
+        return retry_transient(call, deadline=self.deadline, clock=self.deps.clock)
+
+    def _read_claim(self) -> RunClaim | None:
+        try:
+            raw = self._retry(lambda: self.deps.store.read(self.s.bucket, self.layout.name(CLAIM)))
+        except NotFound:
+            return None
+        return RunClaim.model_validate_json(raw)
+
+    def _claim(self, tables: list[TableRef], missing: list[str]) -> RunClaim:
+        now = self.deps.now()
+        claim = RunClaim(
+            run_id=self.layout.run_id,
+            date=self.run_date,
+            instant=now,
+            tables=[str(t) for t in tables],
+            missing_datasets=missing,
+            created_at=now,
+            backend=self.deps.backend,
+        )
+        created = self._retry(
+            lambda: self.deps.store.write_once(
+                self.s.bucket, self.layout.name(CLAIM), _dump(claim), JSON
+            )
+        )
+        if created is None:  # another delivery claimed the run first: use its instant
+            existing = self._read_claim()
+            assert existing is not None
+            return existing
+        logger.info(
+            "backup run claimed",
+            extra={
+                "fields": {
+                    "run_id": claim.run_id,
+                    "instant": claim.instant.isoformat(),
+                    "tables": len(tables),
+                }
+            },
+        )
+        return claim
+
+    def _execute(self, claim: RunClaim) -> BackupOutcome:
+        d = self.deps
+        tables = [TableRef.parse(t) for t in claim.tables]
+        d.progress.start(len(tables))
+        results: dict[str, TableResult] = {}
+        pending: list[str] = []
+        workers = max(1, min(self.s.max_concurrent_jobs, len(tables)))
+        with ThreadPoolExecutor(workers, "backup-table") as pool:
+            futures = {str(t): pool.submit(self._table, claim, t) for t in tables}
+            for source, future in futures.items():
+                try:
+                    result = future.result()
+                except _Pending:
+                    pending.append(source)
+                    continue
+                results[source] = result
+                d.progress.table_done(result)
+        if pending:
+            if self.request.continuation < self.s.max_continuations:
+                return self._continue(pending)
+            for source in pending:
+                results[source] = self._record_result(
+                    TableResult(
+                        source=source,
+                        status="failed",
+                        error=f"still running after {self.s.max_continuations} continuations",
+                    )
+                )
+        return self._finish(claim, [results[str(t)] for t in tables])
+
+    # -- one table --------------------------------------------------------------------
+    def _table(self, claim: RunClaim, table: TableRef) -> TableResult:
+        existing = self._existing_result(table)
+        if existing is not None:
+            return existing
+        try:
+            result = self._export_table(claim, table)
+        except (DeadlineReached, _Pending):
+            raise _Pending from None
+        except PermanentError as exc:
+            result = TableResult(source=str(table), status="failed", error=str(exc))
+            logger.warning(
+                "table export failed",
+                extra={"fields": {"run_id": claim.run_id, "table": str(table), "error": str(exc)}},
+            )
+        return self._record_result(result)
+
+    def _existing_result(self, table: TableRef) -> TableResult | None:
+        name = f"{self.layout.table_dir(table)}/{RESULT}"
+        try:
+            raw = self._retry(lambda: self.deps.store.read(self.s.bucket, name))
+        except NotFound:
+            return None
+        return TableResult.model_validate_json(raw)
+
+    def _record_result(self, result: TableResult) -> TableResult:
+        name = f"{self.layout.table_dir(result.ref)}/{RESULT}"
+        created = self._retry(
+            lambda: self.deps.store.write_once(self.s.bucket, name, _dump(result), JSON)
+        )
+        if created is None:  # a concurrent delivery finished this table first
+            existing = self._existing_result(result.ref)
+            assert existing is not None
+            return existing
+        return result
+
+    def _export_table(self, claim: RunClaim, table: TableRef) -> TableResult:
+        d = self.deps
+        info = self._retry(lambda: d.warehouse.get_table(table))
+        resource_name = f"{self.layout.table_dir(table)}/{RESOURCE}"
+        resource = info.resource()
+        resource["snapshotInstant"] = claim.instant.isoformat()
+        self._retry(
+            lambda: d.store.write_once(
+                self.s.bucket, resource_name, json.dumps(resource, indent=2).encode(), JSON
+            )
+        )
+        expected = int(self._retry(lambda: d.warehouse.row_count_at(table, claim.instant)))
+        last_error = ""
+        for attempt in range(1, self.s.max_attempts + 1):
+            job_id = self.layout.job_id(table, attempt)
+            status = self._job(table, claim, attempt, job_id)
+            if status.error is not None:
+                last_error = f"{status.error.reason}: {status.error.message}"
+                if not status.error.transient:
+                    raise PermanentError(f"extract job {job_id} failed: {last_error}")
+                logger.warning(
+                    "extract job failed, retrying under a new attempt",
+                    extra={"fields": {"job_id": job_id, "reason": status.error.reason}},
+                )
+                continue
+            try:
+                files, verification = self._verify(table, attempt, status, expected)
+            except VerificationError as exc:
+                last_error = str(exc)
+                logger.warning(
+                    "export verification failed, retrying under a new attempt",
+                    extra={"fields": {"job_id": job_id, "error": last_error}},
+                )
+                continue
+            self._clean_other_attempts(table, keep=attempt)
+            duration = (
+                (status.ended - status.started).total_seconds()
+                if status.started and status.ended
+                else None
+            )
+            return TableResult(
+                source=str(table),
+                status="complete",
+                rows=expected,
+                bytes=sum(f.size for f in files),
+                files=files,
+                job_id=job_id,
+                attempt=attempt,
+                duration_seconds=duration,
+                resource_uri=self.layout.uri(resource_name),
+                verification=verification,
+            )
+        raise PermanentError(f"gave up after {self.s.max_attempts} attempts: {last_error}")
+
+    def _job(self, table: TableRef, claim: RunClaim, attempt: int, job_id: str) -> JobStatus:
+        d = self.deps
+        try:
+            status: JobStatus = self._retry(lambda: d.warehouse.get_job(job_id))
+        except NotFound:
+            request = ExtractRequest(
+                job_id=job_id,
+                source=table,
+                instant=claim.instant,
+                destination_uri=self.layout.destination_uri(table, attempt, self.s.format.lower()),
+                format=self.s.format,
+                compression=self.s.compression,
+            )
+            status = self._retry(lambda: d.warehouse.start_extract(request))
+            logger.info(
+                "extract job started",
+                extra={"fields": {"job_id": job_id, "table": str(table), "attempt": attempt}},
+            )
+        interval = min(0.05, self.s.poll_interval_seconds)
+        while not status.done:
+            if d.clock.monotonic() >= self.deadline:
+                raise _Pending
+            d.clock.sleep(interval)
+            interval = min(interval * 2, self.s.poll_interval_seconds)
+            status = self._retry(lambda: d.warehouse.get_job(job_id))
+        return status
+
+    def _verify(
+        self, table: TableRef, attempt: int, status: JobStatus, expected: int
+    ) -> tuple[list[FileEntry], Verification]:
+        d = self.deps
+        prefix = self.layout.attempt_dir(table, attempt) + "/"
+        objects: list[ObjectInfo] = self._retry(lambda: d.store.list(self.s.bucket, prefix))
+        if not objects:
+            raise VerificationError(f"{table}: the export wrote no files under {prefix}")
+        if status.destination_file_count is not None and status.destination_file_count != len(
+            objects
+        ):
+            raise VerificationError(
+                f"{table}: the job reported {status.destination_file_count} files, "
+                f"{len(objects)} are in the bucket"
+            )
+        total = sum(o.size for o in objects)
+        files = [FileEntry(uri=o.uri, size=o.size, crc32c=o.crc32c) for o in objects]
+        if self.s.format != "AVRO" or total > self.s.verify_avro_bytes_limit:
+            return files, Verification(
+                method="file-listing",
+                files_listed=len(objects),
+                bytes_listed=total,
+                rows_exported=None,
+                rows_expected=expected,
+                ok=True,
+                detail="row count not read from the files (format or size limit)",
+            )
+        rows = 0
+        for i, obj in enumerate(objects):
+            with d.store.open(obj.bucket, obj.name) as fo:
+                stats = scan_avro(fo, obj.uri)
+            if stats.size != obj.size:
+                raise VerificationError(
+                    f"{obj.uri}: blocks end at byte {stats.size} but the object has {obj.size}"
+                )
+            files[i] = files[i].model_copy(update={"rows": stats.rows})
+            rows += stats.rows
+        if rows != expected:
+            raise VerificationError(
+                f"{table}: exported {rows} rows, the table had {expected} at the instant"
+            )
+        return files, Verification(
+            method="avro-block-headers",
+            files_listed=len(objects),
+            bytes_listed=total,
+            rows_exported=rows,
+            rows_expected=expected,
+            ok=True,
+        )
+
+    def _clean_other_attempts(self, table: TableRef, keep: int) -> None:
+        """Remove files of failed attempts so the run holds only what the manifest lists."""
+        d = self.deps
+        prefix = self.layout.table_dir(table) + "/attempt-"
+        keep_prefix = self.layout.attempt_dir(table, keep) + "/"
+        for obj in d.store.list(self.s.bucket, prefix):
+            if not obj.name.startswith(keep_prefix):
+                try:
+                    d.store.delete(obj.bucket, obj.name)
+                except NotFound:
+                    pass
+
+    # -- the end of a run -------------------------------------------------------------
+    def _continue(self, pending: list[str]) -> BackupOutcome:
+        nxt = self.request.continuation + 1
+        marker = self.layout.name(f"_continuation-{nxt}.json")
+        body = {
+            "date": self.run_date.isoformat(),
+            "run_id": self.layout.run_id,
+            "continuation": nxt,
+        }
+        if self.request.tables:
+            body["tables"] = list(self.request.tables)
+        created = self.deps.store.write_once(
+            self.s.bucket, marker, json.dumps(body).encode(), JSON
+        )
+        if created is not None:  # one continuation per step, however many deliveries
+            self.deps.publisher.publish(
+                self.s.trigger_topic,
+                json.dumps(body).encode(),
+                {"run_id": self.layout.run_id, "continuation": str(nxt)},
+            )
+        logger.info(
+            "time budget reached, continuing in a new invocation",
+            extra={
+                "fields": {"run_id": self.layout.run_id, "continuation": nxt, "pending": pending}
+            },
+        )
+        return BackupOutcome(self.layout.run_id, "continued", pending=pending, continuation=nxt)
+
+    def _finish(self, claim: RunClaim, results: list[TableResult]) -> BackupOutcome:
+        d = self.deps
+        errors = [f"dataset {name} does not exist" for name in claim.missing_datasets]
+        ok = [r for r in results if r.status == "complete"]
+        if ok and len(ok) == len(results) and not errors:
+            status: Literal["complete", "partial", "failed"] = "complete"
+        elif ok:
+            status = "partial"
+        else:
+            status = "failed"
+        manifest = Manifest(
+            run_id=claim.run_id,
+            date=claim.date,
+            instant=claim.instant,
+            backend=claim.backend,
+            bucket=self.s.bucket,
+            prefix=self.s.prefix,
+            format=self.s.format,
+            compression=self.s.compression,
+            status=status,
+            created_at=claim.created_at,
+            completed_at=d.now(),
+            tables=results,
+            errors=errors,
+        )
+        created = self._retry(
+            lambda: d.store.write_once(
+                self.s.bucket, self.layout.name(MANIFEST), _dump(manifest), JSON
+            )
+        )
+        if created is None:
+            existing = read_manifest(d.store, self.layout)
+            assert existing is not None
+            manifest = existing
+        self._publish_event(manifest)
+        logger.info(
+            "backup run finished",
+            extra={
+                "fields": {
+                    "run_id": manifest.run_id,
+                    "status": manifest.status,
+                    "tables": len(manifest.tables),
+                    "failed": [t.source for t in manifest.failed],
+                }
+            },
+        )
+        return BackupOutcome(claim.run_id, manifest.status, manifest=manifest)
+
+    def _publish_event(self, manifest: Manifest) -> None:
+        """Publish the run's event unless a previous delivery already did."""
+        d = self.deps
+        marker = self.layout.name(EVENT_MARKER)
+        if self._retry(lambda: d.store.stat(self.s.bucket, marker)) is not None:
+            return
+        event_type = "backup.completed" if manifest.status == "complete" else "backup.failed"
+        body = {
+            "type": event_type,
+            "run_id": manifest.run_id,
+            "status": manifest.status,
+            "date": manifest.date.isoformat(),
+            "instant": manifest.instant.isoformat(),
+            "manifest": self.layout.uri(self.layout.name(MANIFEST)),
+            "tables": len(manifest.tables),
+            "failed": [{"source": t.source, "error": t.error} for t in manifest.failed],
+            "errors": manifest.errors,
+        }
+        message_id = self._retry(
+            lambda: d.publisher.publish(
+                self.s.events_topic,
+                json.dumps(body).encode(),
+                {"event_type": event_type, "run_id": manifest.run_id, "status": manifest.status},
+            )
+        )
+        d.store.write_once(
+            self.s.bucket,
+            marker,
+            json.dumps({"message_id": message_id, "type": event_type}).encode(),
+            JSON,
+        )
+
+
+def run_backup(request: BackupRequest, deps: BackupDeps) -> BackupOutcome:
+    """One invocation's share of a backup run (see the module docstring)."""
+    try:
+        return BackupRun(deps, request).run()
+    except DeadlineReached as exc:
+        raise TransientError(f"backup run could not start before its time budget: {exc}") from exc
+
+
+def run_backup_to_end(request: BackupRequest, deps: BackupDeps) -> BackupOutcome:
+    """Drive a run through its continuations in this process (the CLI's way)."""
+    outcome = run_backup(request, deps)
+    while outcome.outcome == "continued":
+        request = request.model_copy(
+            update={"run_id": outcome.run_id, "continuation": outcome.continuation or 0}
+        )
+        outcome = run_backup(request, deps)
+    return outcome
+
+
+__all__ = [
+    "BackupDeps",
+    "BackupOutcome",
+    "BackupRun",
+    "OpsuiteError",
+    "read_manifest",
+    "resolve_tables",
+    "run_backup",
+    "run_backup_to_end",
+]
