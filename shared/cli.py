@@ -220,10 +220,9 @@ def _restore(
         prefix=settings.backups.prefix,
         max_concurrent=settings.backups.max_concurrent_jobs,
         poll_interval=0.2 if adapters.backend == "local" else 2.0,
+        on_start=progress.start,
         on_table=lambda t: progress.report(t.source, t.status != "failed", t.rows_restored),
     )
-    if not dry_run:
-        progress.start(len(refs) if refs else 0)
     return restore_run(
         run, deps, tables=refs, target_dataset=target, force=force, dry_run=dry_run
     )

@@ -89,7 +89,10 @@ class TableRef:
         if not isinstance(value, str) or value.count(".") != 1:
             raise BadInput(f"{value!r} is not a table reference (expected 'dataset.table')")
         dataset, table = value.split(".")
-        return cls(dataset_id(dataset), table_id(table))
+        try:
+            return cls(dataset_id(dataset), table_id(table))
+        except BadInput as exc:
+            raise BadInput(f"{value!r} is not a valid table reference: {exc}") from None
 
     def __str__(self) -> str:
         return f"{self.dataset}.{self.table}"

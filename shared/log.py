@@ -36,14 +36,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, sort_keys=False)
 
 
-def configure_logging(level: int = logging.INFO, stream: Any = None) -> None:
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stdout`` is at emit time (it may be replaced)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def configure_logging(level: int = logging.INFO) -> None:
     """Install the JSON handler on the root logger once (idempotent)."""
     root = logging.getLogger()
-    for handler in root.handlers:
-        if getattr(handler, "_opsuite", False):
-            return
-    handler = logging.StreamHandler(stream or sys.stdout)
+    if any(isinstance(h, _StdoutHandler) for h in root.handlers):
+        return
+    handler = _StdoutHandler()
     handler.setFormatter(JsonFormatter())
-    handler._opsuite = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)

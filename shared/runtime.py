@@ -31,3 +31,10 @@ def reset() -> None:
         if _cached is not None:
             _cached[1].close()
         _cached = None
+
+
+def use(settings: Settings, adapters: Adapters) -> None:
+    """Install explicit wiring (tests inject fault-injecting adapters this way)."""
+    global _cached
+    with _lock:
+        _cached = (settings, adapters)

@@ -63,6 +63,7 @@ class RestoreDeps:
     timeout_seconds: float = 3600.0
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
+    on_start: Callable[[int], None] = field(default=lambda _n: None)
     on_table: Callable[[RestoredTable], None] = field(default=lambda _t: None)
 
 
@@ -131,6 +132,7 @@ def restore_run(
         deps.on_table(result)
         return result
 
+    deps.on_start(len(entries))
     with ThreadPoolExecutor(max(1, min(deps.max_concurrent, len(entries)))) as pool:
         results = list(pool.map(one, entries))
     report = RestoreReport(run_id, results, deps.monotonic() - started)

@@ -188,10 +188,14 @@ def _load_expression(field: SchemaField, expr: str) -> str:
     return expr
 
 
+_NUMERIC_CONTEXT = decimal.Context(prec=80)  # the default 28 digits would round NUMERIC(38, 9)
+
+
 def _avro_numeric(raw: bytes | None) -> decimal.Decimal | None:
     if raw is None:
         return None
-    return decimal.Decimal(int.from_bytes(raw, "big", signed=True)).scaleb(-9)
+    unscaled = decimal.Decimal(int.from_bytes(raw, "big", signed=True))
+    return unscaled.scaleb(-9, context=_NUMERIC_CONTEXT)
 
 
 class LocalWarehouse:

@@ -1,0 +1,69 @@
+"""The opsuite CLI end to end on the local stack: output and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shared.cli import EXIT_CONFIG, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, main
+from tests.helpers import write_config
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> str:
+    return str(write_config(tmp_path))
+
+
+def test_seed_backup_list_verify_restore(config: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", config, "seed"]) == EXIT_OK
+    assert "seeded 14 tables" in capsys.readouterr().out
+    assert main(["--config", config, "backup", "--dry-run", "--json"]) == EXIT_OK
+    plan = json.loads(capsys.readouterr().out)
+    assert len(plan["plan"]) == 4
+
+    assert main(["--config", config, "backup", "--json"]) == EXIT_OK
+    out = json.loads(capsys.readouterr().out)
+    run_id = out["manifest"]["run_id"]
+    assert out["manifest"]["status"] == "complete"
+
+    assert main(["--config", config, "backups", "list", "--json"]) == EXIT_OK
+    (run,) = json.loads(capsys.readouterr().out)
+    assert (run["run_id"], run["status"], run["tables"]) == (run_id, "complete", 4)
+
+    assert main(["--config", config, "verify", run_id]) == EXIT_OK
+    assert "verified" in capsys.readouterr().out
+
+    table = "nba_analytics.player_game_summary"
+    assert main(["--config", config, "restore", "--run", run_id, "--table", table]) == EXIT_USAGE
+    assert "refusing to overwrite" in capsys.readouterr().err
+    assert main(["--config", config, "restore", "--run", run_id, "--table", table,
+                 "--target-dataset", "drill", "--json"]) == EXIT_OK  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["tables"][0]["rows_restored"] == 5400
+
+
+def test_partial_backup_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = str(write_config(tmp_path, tables=["nba_analytics.player_game_summary", "nba_analytics.gone"]))
+    main(["--config", config, "seed"])
+    assert main(["--config", config, "backup"]) == EXIT_PROBLEMS
+    assert "FAILED nba_analytics.gone" in capsys.readouterr().out
+
+
+def test_usage_and_config_errors(tmp_path: Path, config: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--config", config, "backup", "--bogus"])
+    assert info.value.code == EXIT_USAGE
+    assert main(["--config", config, "backup", "--table", "x; DROP TABLE y"]) == EXIT_USAGE
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("backups: {bucket: b, tables: [a.b], colour: red}")
+    assert main(["--config", str(bad), "backups", "list"]) == EXIT_CONFIG
+    assert "backups.colour: unknown key" in capsys.readouterr().err
+
+
+def test_demo(config: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", config, "demo"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "complete, 4/4 tables" in out
+    assert "restore drill   restored: 5400/5400 rows" in out
