@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 CONFIG  ?= config/opsuite.example.yaml
 FN      ?= health_check
 PORT    ?= 8080
-FUNCTIONS := backup_export
+FUNCTIONS := backup_export health_check
 
 .PHONY: install test lint typecheck pytest demo bench serve package clean tf-fmt tf-validate
 
@@ -41,7 +41,7 @@ bench: install
 	$(BIN)/python bench/run.py --output BENCHMARKS.md
 
 serve: install
-	OPSUITE_CONFIG=$(CONFIG) $(BIN)/functions-framework --target $(FN) --source functions/$(FN)/main.py --port $(PORT) --debug
+	OPSUITE_CONFIG=$(CONFIG) $(BIN)/functions-framework --target $(FN) --source functions/$(FN)/main.py --host 127.0.0.1 --port $(PORT)
 
 # Cloud Functions builds only the uploaded directory: copy shared/ and the config in.
 package:

@@ -13,7 +13,7 @@ def crc32c_b64(data: bytes) -> str:
 
 
 def crc32c_b64_stream(fo: BinaryIO, chunk_size: int = 1 << 20) -> str:
-    checksum = google_crc32c.Checksum()
+    checksum = google_crc32c.Checksum()  # type: ignore[no-untyped-call]
     while chunk := fo.read(chunk_size):
-        checksum.update(chunk)
-    return base64.b64encode(checksum.digest()).decode("ascii")
+        checksum.update(chunk)  # type: ignore[no-untyped-call]
+    return base64.b64encode(checksum.digest()).decode("ascii")  # type: ignore[no-untyped-call]

@@ -42,7 +42,9 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="opsuite", description="Operations suite for a BigQuery data pipeline.")
-    p.add_argument("--config", help=f"config file (default: $OPSUITE_CONFIG or {DEFAULT_CONFIG_PATH})")
+    p.add_argument(
+        "--config", help=f"config file (default: $OPSUITE_CONFIG or {DEFAULT_CONFIG_PATH})"
+    )
     p.add_argument("--backend", choices=["local", "gcp"], help="adapters (default: local)")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -72,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="replace existing tables")
     r.add_argument("--dry-run", action="store_true", help="show what would be restored")
     r.add_argument("--json", action="store_true")
+
+    h = sub.add_parser("health", help="is the pipeline healthy? exit 0 pass, 1 warn, 2 fail")
+    h.add_argument("--mode", choices=["quick", "full"], default="quick")
+    h.add_argument("--checks", help="comma-separated: freshness,backups,pipeline,dependencies")
+    h.add_argument("--json", action="store_true", help="the application/health+json document")
 
     sub.add_parser("demo", help="seed + backup + verify + restore one table, then a summary")
     return p
@@ -109,7 +116,7 @@ def cmd_seed(settings: Settings, adapters: Adapters, args: argparse.Namespace) -
         _print_json(describe(seeded))
     else:
         for s in seeded:
-            print(f"  {str(s.ref):<48} {s.rows:>7} rows  newest {s.newest:%Y-%m-%d %H:%M} UTC")
+            print(f"  {s.ref!s:<48} {s.rows:>7} rows  newest {s.newest:%Y-%m-%d %H:%M} UTC")
         print(f"seeded {len(seeded)} tables, {sum(s.rows for s in seeded)} rows")
     return EXIT_OK
 
@@ -158,7 +165,8 @@ def cmd_backup(settings: Settings, adapters: Adapters, args: argparse.Namespace)
             f"run {manifest.run_id}: {manifest.status} — "
             f"{len(manifest.tables) - len(manifest.failed)}/{len(manifest.tables)} tables, "
             f"{sum(t.rows or 0 for t in manifest.tables)} rows, "
-            f"{sum(t.bytes for t in manifest.tables) / 1e6:.1f} MB at {manifest.instant:%Y-%m-%d %H:%M:%S} UTC"
+            f"{sum(t.bytes for t in manifest.tables) / 1e6:.1f} MB "
+            f"at {manifest.instant:%Y-%m-%d %H:%M:%S} UTC"
         )
         for t in manifest.failed:
             print(f"  FAILED {t.source}: {t.error}")
@@ -189,11 +197,16 @@ def cmd_verify(settings: Settings, adapters: Adapters, args: argparse.Namespace)
 
     report = verify_run(adapters.store, settings.backups.bucket, settings.backups.prefix, args.run)
     if args.json:
-        _print_json({"run_id": report.run_id, "ok": report.ok, "tables": [asdict(t) for t in report.tables]})
+        _print_json(
+            {"run_id": report.run_id, "ok": report.ok, "tables": [asdict(t) for t in report.tables]}
+        )
     else:
         for t in report.tables:
             state = "ok" if t.ok else "PROBLEM"
-            print(f"  {t.source:<48} {state:<8} {t.files} files {t.rows if t.rows is not None else '?'} rows")
+            print(
+                f"  {t.source:<48} {state:<8} {t.files} files "
+                f"{t.rows if t.rows is not None else '?'} rows"
+            )
             for problem in t.problems:
                 print(f"      {problem}")
         print(f"run {report.run_id}: {'verified' if report.ok else 'verification found problems'}")
@@ -223,9 +236,7 @@ def _restore(
         on_start=progress.start,
         on_table=lambda t: progress.report(t.source, t.status != "failed", t.rows_restored),
     )
-    return restore_run(
-        run, deps, tables=refs, target_dataset=target, force=force, dry_run=dry_run
-    )
+    return restore_run(run, deps, tables=refs, target_dataset=target, force=force, dry_run=dry_run)
 
 
 def cmd_restore(settings: Settings, adapters: Adapters, args: argparse.Namespace) -> int:
@@ -245,7 +256,10 @@ def cmd_restore(settings: Settings, adapters: Adapters, args: argparse.Namespace
             if t.error:
                 line += f" ({t.error})"
             print(line)
-        print(f"restore of run {report.run_id}: {'ok' if report.ok else 'FAILED'} in {report.seconds:.2f}s")
+        print(
+            f"restore of run {report.run_id}: {'ok' if report.ok else 'FAILED'} "
+            f"in {report.seconds:.2f}s"
+        )
     failed = sum(t.status == "failed" for t in report.tables)
     if not failed:
         return EXIT_OK
@@ -269,12 +283,15 @@ def cmd_demo(settings: Settings, adapters: Adapters, args: argparse.Namespace) -
     if outcome.outcome == "already_done":
         print(f"  tonight's run {manifest.run_id} already exists ({manifest.status}): reusing it")
     print("\n3/4 verifying the run's files")
-    report = verify_run(adapters.store, settings.backups.bucket, settings.backups.prefix, manifest.run_id)
+    report = verify_run(
+        adapters.store, settings.backups.bucket, settings.backups.prefix, manifest.run_id
+    )
     print(f"\n4/4 restore drill: {DEMO_RESTORE_TABLE} -> {DEMO_RESTORE_DATASET}")
     restored = _restore(settings, adapters, manifest.run_id, [DEMO_RESTORE_TABLE],
                         DEMO_RESTORE_DATASET, True, False)  # fmt: skip
     table = restored.tables[0]
-    base = f"{settings.local.root}/gcs/{settings.backups.bucket}/{settings.backups.prefix}/{manifest.run_id}"
+    b = settings.backups
+    base = f"{settings.local.root}/gcs/{b.bucket}/{b.prefix}/{manifest.run_id}"
     print("\n== summary ==")
     print(f"backup run      {manifest.run_id}: {manifest.status}, "
           f"{len(manifest.tables) - len(manifest.failed)}/{len(manifest.tables)} tables, "
@@ -287,12 +304,53 @@ def cmd_demo(settings: Settings, adapters: Adapters, args: argparse.Namespace) -
     print(f"restore drill   {table.status}: {table.rows_restored}/{table.rows_expected} rows "
           f"in {table.seconds or 0:.2f}s (recovery time for one table)")  # fmt: skip
     print(f"total           {time.monotonic() - t0:.1f}s")
-    print("next            opsuite backups list | opsuite verify RUN | opsuite restore --run RUN --dry-run")
+    print(
+        "next            opsuite backups list | opsuite verify RUN | "
+        "opsuite restore --run RUN --dry-run"
+    )
     ok = manifest.status == "complete" and report.ok and restored.ok
     return EXIT_OK if ok else EXIT_PROBLEMS
 
 
+_COLOURS = {"pass": "\033[32m", "warn": "\033[33m", "fail": "\033[31m"}
+
+
+def cmd_health(settings: Settings, adapters: Adapters, args: argparse.Namespace) -> int:
+    from shared.services.health import HealthDeps, parse_health_params, run_health
+
+    params = {"mode": [args.mode]}
+    if args.checks:
+        params["checks"] = [args.checks]
+    request = parse_health_params(params)
+    report = run_health(request, HealthDeps(settings, adapters.warehouse, adapters.store))
+    if args.json:
+        _print_json(report.document())
+    else:
+        colour = sys.stdout.isatty()
+
+        def paint(status: str) -> str:
+            text = f"{status.upper():<4}"
+            return f"{_COLOURS[status]}{text}\033[0m" if colour else text
+
+        print(f"{'check':<52} {'status':<6} {'observed':>14}  detail")
+        for c in report.checks:
+            observed = c.observed_value
+            if c.observed_unit == "s" and isinstance(observed, int | float):
+                shown = f"{observed / 3600:.1f} h"
+            elif observed is None:
+                shown = ""
+            else:
+                shown = f"{observed}{' ' + c.observed_unit if c.observed_unit else ''}"
+            label = c.key if c.component_id in c.key else f"{c.key} ({c.component_id})"
+            print(f"{label:<52} {paint(c.status)}   {shown:>14}  {c.output}")
+            for error in c.details.get("errors", []):
+                print(f"{'':<52}        {'':>14}  {error['processor']}: {error['message']}")
+        print(f"overall: {paint(report.status)} ({request.mode} mode)")
+    return {"pass": EXIT_OK, "warn": EXIT_PROBLEMS, "fail": EXIT_FAILED}[report.status]
+
+
 COMMANDS = {
+    "health": cmd_health,
     "seed": cmd_seed,
     "backup": cmd_backup,
     "verify": cmd_verify,

@@ -26,6 +26,15 @@ class Adapters:
         if callable(close):
             close()
 
+    def release(self) -> None:
+        """Between requests: let go of what other processes may need.
+
+        The local warehouse closes its DuckDB file (one process may hold it for writing),
+        so ``opsuite`` commands can run while ``make serve`` is up; GCP clients stay.
+        """
+        if self.backend == "local":
+            self.close()
+
 
 @dataclass(frozen=True)
 class LocalPaths:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -40,23 +40,23 @@ CONFIG_ENV = "OPSUITE_CONFIG"
 BACKEND_ENV = "OPSUITE_BACKEND"
 
 
-def _as_value_error(check: object) -> object:
+def _as_value_error(check: Callable[[object], str]) -> Callable[[str], str]:
     """Adapt an identifier check (raises BadInput) into a pydantic validator (ValueError)."""
 
     def validate(value: str) -> str:
         try:
-            return check(value)  # type: ignore[operator,no-any-return]
+            return check(value)
         except BadInput as exc:
             raise ValueError(str(exc)) from None
 
     return validate
 
 
-DatasetId = Annotated[str, AfterValidator(_as_value_error(identifiers.dataset_id))]  # type: ignore[arg-type]
-BucketName = Annotated[str, AfterValidator(_as_value_error(identifiers.bucket_name))]  # type: ignore[arg-type]
-ObjectPrefix = Annotated[str, AfterValidator(_as_value_error(identifiers.object_prefix))]  # type: ignore[arg-type]
-TopicId = Annotated[str, AfterValidator(_as_value_error(identifiers.topic_id))]  # type: ignore[arg-type]
-ProjectId = Annotated[str, AfterValidator(_as_value_error(identifiers.project_id))]  # type: ignore[arg-type]
+DatasetId = Annotated[str, AfterValidator(_as_value_error(identifiers.dataset_id))]
+BucketName = Annotated[str, AfterValidator(_as_value_error(identifiers.bucket_name))]
+ObjectPrefix = Annotated[str, AfterValidator(_as_value_error(identifiers.object_prefix))]
+TopicId = Annotated[str, AfterValidator(_as_value_error(identifiers.topic_id))]
+ProjectId = Annotated[str, AfterValidator(_as_value_error(identifiers.project_id))]
 
 
 def _table_ref(value: str) -> str:
@@ -132,11 +132,93 @@ class BackupSettings(_Model):
         return [TableRef.parse(name) for name in self.tables]
 
 
+Period = Literal["minute", "hour", "day"]
+_PERIOD_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+class Threshold(_Model):
+    """dbt-style ``{count, period}``."""
+
+    count: int = Field(ge=1)
+    period: Period
+
+    @property
+    def seconds(self) -> int:
+        return self.count * _PERIOD_SECONDS[self.period]
+
+
+ColumnName = Annotated[str, AfterValidator(_as_value_error(identifiers.table_id))]
+
+
+class FreshnessTable(_Model):
+    table: TableName
+    loaded_at: ColumnName | None = None  # newest value of this column = last load (full mode)
+    partition_field: ColumnName | None = None  # restrict the MAX() to recent partitions
+    lookback_days: int = Field(default=3, ge=1, le=400)
+    warn_after: Threshold | None = None
+    error_after: Threshold | None = None
+
+    @property
+    def ref(self) -> TableRef:
+        return TableRef.parse(self.table)
+
+
+class FreshnessSettings(_Model):
+    warn_after: Threshold = Threshold(count=24, period="hour")
+    error_after: Threshold = Threshold(count=48, period="hour")
+    tables: list[FreshnessTable] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> FreshnessSettings:
+        for i, t in enumerate(self.tables):
+            warn = (t.warn_after or self.warn_after).seconds
+            error = (t.error_after or self.error_after).seconds
+            if warn >= error:
+                raise ValueError(f"tables[{i}] ({t.table}): warn_after must be below error_after")
+        if len({t.table for t in self.tables}) != len(self.tables):
+            raise ValueError("a table is listed twice under freshness.tables")
+        return self
+
+
+class BackupHealthSettings(_Model):
+    warn_after: Threshold = Threshold(count=26, period="hour")
+    error_after: Threshold = Threshold(count=50, period="hour")
+
+
+class PipelineSettings(_Model):
+    """Where the orchestration run history lives and how to read it."""
+
+    table: TableName = "nba_orchestration.processor_run_history"
+    phase_column: ColumnName = "phase"
+    processor_column: ColumnName = "processor_name"
+    status_column: ColumnName = "status"
+    time_column: ColumnName = "started_at"
+    error_column: ColumnName | None = "error_message"
+    success_values: list[str] = Field(default_factory=lambda: ["success"], min_length=1)
+    window: Threshold = Threshold(count=24, period="hour")
+    warn_below: float = Field(default=0.95, ge=0, le=1)
+    fail_below: float = Field(default=0.80, ge=0, le=1)
+    recent_errors: int = Field(default=5, ge=0, le=50)
+
+    @property
+    def ref(self) -> TableRef:
+        return TableRef.parse(self.table)
+
+
+class HealthSettings(_Model):
+    freshness: FreshnessSettings = Field(default_factory=FreshnessSettings)
+    backups: BackupHealthSettings = Field(default_factory=BackupHealthSettings)
+    pipeline: PipelineSettings | None = Field(default_factory=PipelineSettings)
+    check_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    cache_max_age_seconds: int = Field(default=30, ge=0, le=3600)
+
+
 class Settings(_Model):
     version: Literal[1] = 1
     gcp: GcpSettings | None = None
     local: LocalSettings = Field(default_factory=LocalSettings)
     backups: BackupSettings
+    health: HealthSettings = Field(default_factory=HealthSettings)
 
     def require_gcp(self) -> GcpSettings:
         if self.gcp is None:

@@ -12,8 +12,8 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
 from datetime import date as Date
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field

@@ -192,3 +192,49 @@ def split_gs_uri(uri: str) -> tuple[str, str]:
         raise ValueError(f"not a gs:// object URI: {uri!r}")
     bucket, _, name = uri[5:].partition("/")
     return bucket, name
+
+
+@dataclass(frozen=True)
+class TableMetadata:
+    """What the warehouse's metadata says about a table, without scanning it."""
+
+    table: str
+    last_modified: datetime | None
+    newest_partition: str | None  # partition id, e.g. "20261121"
+    rows: int | None
+
+
+@dataclass(frozen=True)
+class RunHistoryQuery:
+    table: TableRef
+    phase_column: str
+    processor_column: str
+    status_column: str
+    time_column: str
+    error_column: str | None
+    success_values: tuple[str, ...]
+    since: datetime
+    error_limit: int
+
+
+@dataclass(frozen=True)
+class PhaseStats:
+    phase: str
+    runs: int
+    succeeded: int
+    last_run: datetime | None
+
+
+@dataclass(frozen=True)
+class RunError:
+    time: datetime | None
+    phase: str
+    processor: str
+    status: str
+    message: str | None
+
+
+@dataclass(frozen=True)
+class RunHistory:
+    phases: tuple[PhaseStats, ...]
+    errors: tuple[RunError, ...]

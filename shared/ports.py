@@ -6,12 +6,22 @@ one (embedded). Errors crossing a port are always from :mod:`shared.errors`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
 from typing import BinaryIO, Protocol
 
 from shared.identifiers import TableRef
-from shared.models import ExtractRequest, JobStatus, LoadRequest, ObjectInfo, TableInfo, TableSpec
+from shared.models import (
+    ExtractRequest,
+    JobStatus,
+    LoadRequest,
+    ObjectInfo,
+    RunHistory,
+    RunHistoryQuery,
+    TableInfo,
+    TableMetadata,
+    TableSpec,
+)
 
 
 class Warehouse(Protocol):
@@ -46,6 +56,25 @@ class Warehouse(Protocol):
         ...
 
     def start_load(self, request: LoadRequest) -> JobStatus: ...
+
+    # -- health -------------------------------------------------------------------------
+    def ping(self) -> None:
+        """Cheapest authenticated call that proves the warehouse answers."""
+        ...
+
+    def dataset_metadata(self, dataset: str, tables: Sequence[str]) -> dict[str, TableMetadata]:
+        """Metadata of ``tables`` in ONE metadata query for the dataset; absent = missing."""
+        ...
+
+    def newest_value(
+        self, table: TableRef, column: str, partition_field: str | None, since: date | None
+    ) -> datetime | None:
+        """MAX(column), restricted to partitions on/after ``since`` when a field is given."""
+        ...
+
+    def run_history(self, query: RunHistoryQuery) -> RunHistory:
+        """Per-phase run counts since ``query.since`` and the most recent failures."""
+        ...
 
 
 class ObjectStore(Protocol):

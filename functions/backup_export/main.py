@@ -2,7 +2,8 @@
 
 Doorway only: the CloudEvent goes to the shared service, which parses, runs and
 decides. Returning acknowledges the event; a raised TransientError makes Pub/Sub
-redeliver it (the run resumes, it never restarts).
+redeliver it (the run resumes, it never restarts). The shared core is imported on
+the first event, not at import, so the instance is ready to receive sooner.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from typing import Any
 
 import functions_framework
 
-from shared.log import configure_logging
-from shared.services.backup_event import handle_backup_event
-
 
 @functions_framework.cloud_event
 def backup_export(event: Any) -> None:
+    from shared.log import configure_logging
+    from shared.services.backup_event import handle_backup_event
+
     configure_logging()
     handle_backup_event(event.data, {"id": event["id"], "type": event["type"]})

@@ -16,6 +16,7 @@ Safe to run twice, concurrently, and to resume:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -129,7 +130,9 @@ def read_manifest(store: ObjectStore, layout: RunLayout) -> Manifest | None:
     try:
         return Manifest.model_validate_json(raw)
     except ValidationError as exc:
-        raise PermanentError(f"{layout.uri(layout.name(MANIFEST))} is not a valid manifest") from exc
+        raise PermanentError(
+            f"{layout.uri(layout.name(MANIFEST))} is not a valid manifest"
+        ) from exc
 
 
 def resolve_tables(
@@ -461,10 +464,8 @@ class BackupRun:
         keep_prefix = self.layout.attempt_dir(table, keep) + "/"
         for obj in d.store.list(self.s.bucket, prefix):
             if not obj.name.startswith(keep_prefix):
-                try:
+                with contextlib.suppress(NotFound):  # a concurrent delivery removed it
                     d.store.delete(obj.bucket, obj.name)
-                except NotFound:
-                    pass
 
     # -- the end of a run -------------------------------------------------------------
     def _continue(self, pending: list[str]) -> BackupOutcome:
@@ -477,9 +478,7 @@ class BackupRun:
         }
         if self.request.tables:
             body["tables"] = list(self.request.tables)
-        created = self.deps.store.write_once(
-            self.s.bucket, marker, json.dumps(body).encode(), JSON
-        )
+        created = self.deps.store.write_once(self.s.bucket, marker, json.dumps(body).encode(), JSON)
         if created is not None:  # one continuation per step, however many deliveries
             self.deps.publisher.publish(
                 self.s.trigger_topic,

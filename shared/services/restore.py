@@ -181,7 +181,9 @@ def _restore_table(
             deps.sleep(deps.poll_interval)
             status = deps.warehouse.get_job(job_id)
         if status.error is not None:
-            raise PermanentError(f"load job {job_id}: {status.error.reason}: {status.error.message}")
+            raise PermanentError(
+                f"load job {job_id}: {status.error.reason}: {status.error.message}"
+            )
         rows = deps.warehouse.count_rows(target)
         if entry.rows is not None and rows != entry.rows:
             raise PermanentError(f"restored {rows} rows, the manifest records {entry.rows}")

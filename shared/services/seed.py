@@ -38,7 +38,9 @@ PROCESSORS = [
 FAILING = {"player_shot_zone_analysis_processor", "prediction_grader"}
 
 
-def F(name: str, type_: str, mode: str = "NULLABLE", *fields: SchemaField, desc: str = "") -> SchemaField:  # noqa: N802,E501
+def F(
+    name: str, type_: str, mode: str = "NULLABLE", *fields: SchemaField, desc: str = ""
+) -> SchemaField:
     return SchemaField(name, type_, mode, tuple(fields), desc or None)
 
 
@@ -78,143 +80,297 @@ def demo_tables() -> list[DemoTable]:
     stat = "CAST(h % 35 AS BIGINT)"
     num = "CAST((h % 4000) / 100.0 AS DECIMAL(38,9))"
     return [
-        DemoTable("nba_analytics", "player_game_summary", "Phase 3: one row per player per game",
-                  PLAYERS * 30, 30, 3.0, (
-            (F("game_date", "DATE", "REQUIRED"), GAME_DATE),
-            (F("game_id", "STRING", "REQUIRED"), GAME_ID),
-            (F("player_lookup", "STRING", "REQUIRED"), PLAYER),
-            (F("team_abbr", "STRING"), TEAM),
-            (F("points", "INT64"), stat),
-            (F("minutes_played", "NUMERIC"), num),
-            (F("usage_rate", "FLOAT64"), "(h % 400) / 10.0"),
-            (F("data_sources", "STRING", "REPEATED"), SOURCES),
-            (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
-        ), clustering=("player_lookup", "team_abbr")),
-        DemoTable("nba_analytics", "team_offense_game_summary", "Phase 3: team offense per game",
-                  30 * 30, 30, 4.0, (
-            (F("game_date", "DATE", "REQUIRED"), GAME_DATE),
-            (F("game_id", "STRING"), GAME_ID),
-            (F("team_abbr", "STRING", "REQUIRED"), TEAM),
-            (F("points_scored", "INT64"), "CAST(90 + h % 45 AS BIGINT)"),
-            (F("offensive_rating", "NUMERIC"), "CAST(95 + (h % 3000) / 100.0 AS DECIMAL(38,9))"),
-            (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
-        ), clustering=("team_abbr",)),
-        DemoTable("nba_analytics", "team_defense_game_summary", "Phase 3: team defense per game",
-                  30 * 30, 30, 4.5, (
-            (F("game_date", "DATE", "REQUIRED"), GAME_DATE),
-            (F("game_id", "STRING"), GAME_ID),
-            (F("defending_team_abbr", "STRING", "REQUIRED"), TEAM),
-            (F("points_allowed", "INT64"), "CAST(90 + h % 45 AS BIGINT)"),
-            (F("defensive_rating", "NUMERIC"), "CAST(95 + (h % 3000) / 100.0 AS DECIMAL(38,9))"),
-            (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
-        )),
-        DemoTable("nba_analytics", "upcoming_player_game_context",
-                  "Phase 3: context for tonight's games", PLAYERS * 3, 3, 30.0, (
-            (F("game_date", "DATE", "REQUIRED"), GAME_DATE),
-            (F("player_lookup", "STRING", "REQUIRED"), PLAYER),
-            (F("opponent_team_abbr", "STRING"), OPP),
-            (F("days_rest", "INT64"), "CAST(h % 4 AS BIGINT)"),
-            (F("prop_line", "NUMERIC"), "CAST(5 + (h % 300) / 10.0 AS DECIMAL(38,9))"),
-            (F("injury", "RECORD", "NULLABLE",
-               F("status", "STRING"), F("reported_at", "TIMESTAMP")),
-             "CASE WHEN h % 9 = 0 THEN {'status': 'questionable', 'reported_at': processed_at} "
-             "ELSE NULL END"),
-            (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
-        )),
-        DemoTable("nba_analytics", "upcoming_team_game_context",
-                  "Phase 3: team context for tonight's games", 30 * 3, 3, 30.0, (
-            (F("game_date", "DATE", "REQUIRED"), GAME_DATE),
-            (F("team_abbr", "STRING", "REQUIRED"), TEAM),
-            (F("is_home", "BOOL"), "h % 2 = 0"),
-            (F("back_to_back", "BOOL"), "h % 5 = 0"),
-            (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
-        )),
-        DemoTable("nba_precompute", "player_composite_factors", "Phase 4: composite factors",
-                  PLAYERS * 20, 20, 6.0, (
-            (F("game_date", "DATE", "REQUIRED"), GAME_DATE),
-            (F("player_lookup", "STRING", "REQUIRED"), PLAYER),
-            (F("fatigue_score", "NUMERIC"), num),
-            (F("matchup_score", "NUMERIC"), num),
-            (F("factors", "RECORD", "REPEATED", F("name", "STRING"), F("value", "FLOAT64")),
-             "[{'name': 'pace', 'value': (h % 100) / 10.0}, "
-             "{'name': 'rest', 'value': (h % 7) * 1.0}]"),
-            (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
-        ), clustering=("player_lookup",)),
-        DemoTable("nba_precompute", "player_shot_zone_analysis", "Phase 4: shot zones (stale)",
-                  PLAYERS * 10, 10, 75.0, (
-            (F("analysis_date", "DATE", "REQUIRED"), GAME_DATE),
-            (F("player_lookup", "STRING", "REQUIRED"), PLAYER),
-            (F("paint_rate", "NUMERIC"), "CAST((h % 1000) / 1000.0 AS DECIMAL(38,9))"),
-            (F("three_pt_rate", "NUMERIC"), "CAST((h % 700) / 1000.0 AS DECIMAL(38,9))"),
-            (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
-        ), partition_field="analysis_date"),
-        DemoTable("nba_precompute", "team_defense_zone_analysis", "Phase 4: team defense zones",
-                  30 * 10, 10, 8.0, (
-            (F("analysis_date", "DATE", "REQUIRED"), GAME_DATE),
-            (F("team_abbr", "STRING", "REQUIRED"), TEAM),
-            (F("paint_defense_rating", "NUMERIC"), num),
-            (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
-        ), partition_field="analysis_date"),
-        DemoTable("nba_precompute", "player_daily_cache", "Phase 4: per-player daily cache",
-                  PLAYERS * 14, 14, 5.0, (
-            (F("cache_date", "DATE", "REQUIRED"), GAME_DATE),
-            (F("player_lookup", "STRING", "REQUIRED"), PLAYER),
-            (F("points_avg_last_10", "NUMERIC"), num),
-            (F("recent_games", "DATE", "REPEATED"),
-             "[game_date - 2, game_date - 4, game_date - 6]"),
-            (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
-        ), partition_field="cache_date"),
-        DemoTable("nba_precompute", "ml_feature_store_v2", "Phase 4: model features",
-                  PLAYERS * 20, 20, 7.0, (
-            (F("game_date", "DATE", "REQUIRED"), GAME_DATE),
-            (F("player_lookup", "STRING", "REQUIRED"), PLAYER),
-            (F("feature_names", "STRING", "REPEATED"),
-             "['points_avg_last_5', 'minutes_avg', 'usage_rate', 'opp_def_rating']"),
-            (F("features", "FLOAT64", "REPEATED"),
-             "[(h % 300) / 10.0, (h % 40) * 1.0, (h % 35) / 100.0, 100 + (h % 20) * 1.0]"),
-            (F("feature_version", "STRING"), "'v2'"),
-            (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
-        ), clustering=("player_lookup",)),
-        DemoTable("nba_orchestration", "processor_run_history",
-                  "Orchestration: every processor run", len(PROCESSORS) * 4 * 14, 14, 1.0, (
-            (F("run_id", "STRING", "REQUIRED"), "'run_' || lpad(CAST(i AS VARCHAR), 6, '0')"),
-            (F("processor_name", "STRING", "REQUIRED"), _s([p for p, _ in PROCESSORS])),
-            (F("phase", "STRING", "REQUIRED"), _s([ph for _, ph in PROCESSORS])),
-            (F("data_date", "DATE"), GAME_DATE),
-            (F("status", "STRING", "REQUIRED"), "status"),
-            (F("started_at", "TIMESTAMP", "REQUIRED"), "processed_at - to_seconds(CAST(30 + h % 600 AS BIGINT))"),  # noqa: E501
-            (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
-            (F("duration_seconds", "FLOAT64"), "CAST(30 + h % 600 AS DOUBLE)"),
-            (F("records_processed", "INT64"),
-             "CASE WHEN status = 'success' THEN CAST(h % 5000 AS BIGINT) ELSE 0 END"),
-            (F("errors", "RECORD", "REPEATED", F("error_type", "STRING"), F("message", "STRING")),
-             "CASE WHEN status = 'failed' THEN [{'error_type': 'DependencyNotReady', "
-             "'message': 'upstream table ' || " + _s(["nba_analytics.player_game_summary",
-                                                      "nba_predictions.prediction_accuracy"])
-             + " || ' is stale'}] ELSE [] END"),
-        ), partition_field="data_date", clustering=("processor_name",)),
-        DemoTable("nba_orchestration", "pipeline_event_log", "Orchestration: phase transitions",
-                  4 * 14 * 3, 14, 1.5, (
-            (F("event_id", "STRING", "REQUIRED"), "'evt_' || CAST(i AS VARCHAR)"),
-            (F("event_type", "STRING"), _s(["phase_started", "phase_completed", "phase_failed"])),
-            (F("phase", "STRING"), _s(["phase_2", "phase_3", "phase_4", "phase_5"], "(i // 3)")),
-            (F("game_date", "DATE"), GAME_DATE),
-            (F("payload", "JSON"), "'{\"attempt\": ' || CAST(1 + h % 3 AS VARCHAR) || '}'"),
-            (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
-        )),
-        DemoTable("nba_predictions", "prediction_accuracy", "Phase 5: graded predictions",
-                  PLAYERS * 4 * 20, 20, 52.0, (
-            (F("game_date", "DATE", "REQUIRED"), GAME_DATE),
-            (F("player_lookup", "STRING", "REQUIRED"), PLAYER),
-            (F("system_id", "STRING", "REQUIRED"),
-             _s(["xgboost_v1", "moving_average", "similarity_balanced", "ensemble_v1"])),
-            (F("predicted_points", "NUMERIC"), num),
-            (F("actual_points", "INT64"), stat),
-            (F("absolute_error", "NUMERIC"), "CAST((h % 900) / 100.0 AS DECIMAL(38,9))"),
-            (F("prediction_correct", "BOOL"), "h % 100 < 56"),
-            (F("graded_at", "TIMESTAMP"), PROCESSED),
-            (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
-        ), clustering=("system_id",)),
+        DemoTable(
+            "nba_analytics",
+            "player_game_summary",
+            "Phase 3: one row per player per game",
+            PLAYERS * 30,
+            30,
+            3.0,
+            (
+                (F("game_date", "DATE", "REQUIRED"), GAME_DATE),
+                (F("game_id", "STRING", "REQUIRED"), GAME_ID),
+                (F("player_lookup", "STRING", "REQUIRED"), PLAYER),
+                (F("team_abbr", "STRING"), TEAM),
+                (F("points", "INT64"), stat),
+                (F("minutes_played", "NUMERIC"), num),
+                (F("usage_rate", "FLOAT64"), "(h % 400) / 10.0"),
+                (F("data_sources", "STRING", "REPEATED"), SOURCES),
+                (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
+            ),
+            clustering=("player_lookup", "team_abbr"),
+        ),
+        DemoTable(
+            "nba_analytics",
+            "team_offense_game_summary",
+            "Phase 3: team offense per game",
+            30 * 30,
+            30,
+            4.0,
+            (
+                (F("game_date", "DATE", "REQUIRED"), GAME_DATE),
+                (F("game_id", "STRING"), GAME_ID),
+                (F("team_abbr", "STRING", "REQUIRED"), TEAM),
+                (F("points_scored", "INT64"), "CAST(90 + h % 45 AS BIGINT)"),
+                (
+                    F("offensive_rating", "NUMERIC"),
+                    "CAST(95 + (h % 3000) / 100.0 AS DECIMAL(38,9))",
+                ),
+                (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
+            ),
+            clustering=("team_abbr",),
+        ),
+        DemoTable(
+            "nba_analytics",
+            "team_defense_game_summary",
+            "Phase 3: team defense per game",
+            30 * 30,
+            30,
+            4.5,
+            (
+                (F("game_date", "DATE", "REQUIRED"), GAME_DATE),
+                (F("game_id", "STRING"), GAME_ID),
+                (F("defending_team_abbr", "STRING", "REQUIRED"), TEAM),
+                (F("points_allowed", "INT64"), "CAST(90 + h % 45 AS BIGINT)"),
+                (
+                    F("defensive_rating", "NUMERIC"),
+                    "CAST(95 + (h % 3000) / 100.0 AS DECIMAL(38,9))",
+                ),
+                (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
+            ),
+        ),
+        DemoTable(
+            "nba_analytics",
+            "upcoming_player_game_context",
+            "Phase 3: context for tonight's games",
+            PLAYERS * 3,
+            3,
+            30.0,
+            (
+                (F("game_date", "DATE", "REQUIRED"), GAME_DATE),
+                (F("player_lookup", "STRING", "REQUIRED"), PLAYER),
+                (F("opponent_team_abbr", "STRING"), OPP),
+                (F("days_rest", "INT64"), "CAST(h % 4 AS BIGINT)"),
+                (F("prop_line", "NUMERIC"), "CAST(5 + (h % 300) / 10.0 AS DECIMAL(38,9))"),
+                (
+                    F(
+                        "injury",
+                        "RECORD",
+                        "NULLABLE",
+                        F("status", "STRING"),
+                        F("reported_at", "TIMESTAMP"),
+                    ),
+                    "CASE WHEN h % 9 = 0 THEN "
+                    "{'status': 'questionable', 'reported_at': processed_at} "
+                    "ELSE NULL END",
+                ),
+                (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
+            ),
+        ),
+        DemoTable(
+            "nba_analytics",
+            "upcoming_team_game_context",
+            "Phase 3: team context for tonight's games",
+            30 * 3,
+            3,
+            30.0,
+            (
+                (F("game_date", "DATE", "REQUIRED"), GAME_DATE),
+                (F("team_abbr", "STRING", "REQUIRED"), TEAM),
+                (F("is_home", "BOOL"), "h % 2 = 0"),
+                (F("back_to_back", "BOOL"), "h % 5 = 0"),
+                (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
+            ),
+        ),
+        DemoTable(
+            "nba_precompute",
+            "player_composite_factors",
+            "Phase 4: composite factors",
+            PLAYERS * 20,
+            20,
+            6.0,
+            (
+                (F("game_date", "DATE", "REQUIRED"), GAME_DATE),
+                (F("player_lookup", "STRING", "REQUIRED"), PLAYER),
+                (F("fatigue_score", "NUMERIC"), num),
+                (F("matchup_score", "NUMERIC"), num),
+                (
+                    F("factors", "RECORD", "REPEATED", F("name", "STRING"), F("value", "FLOAT64")),
+                    "[{'name': 'pace', 'value': (h % 100) / 10.0}, "
+                    "{'name': 'rest', 'value': (h % 7) * 1.0}]",
+                ),
+                (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
+            ),
+            clustering=("player_lookup",),
+        ),
+        DemoTable(
+            "nba_precompute",
+            "player_shot_zone_analysis",
+            "Phase 4: shot zones (stale)",
+            PLAYERS * 10,
+            10,
+            75.0,
+            (
+                (F("analysis_date", "DATE", "REQUIRED"), GAME_DATE),
+                (F("player_lookup", "STRING", "REQUIRED"), PLAYER),
+                (F("paint_rate", "NUMERIC"), "CAST((h % 1000) / 1000.0 AS DECIMAL(38,9))"),
+                (F("three_pt_rate", "NUMERIC"), "CAST((h % 700) / 1000.0 AS DECIMAL(38,9))"),
+                (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
+            ),
+            partition_field="analysis_date",
+        ),
+        DemoTable(
+            "nba_precompute",
+            "team_defense_zone_analysis",
+            "Phase 4: team defense zones",
+            30 * 10,
+            10,
+            8.0,
+            (
+                (F("analysis_date", "DATE", "REQUIRED"), GAME_DATE),
+                (F("team_abbr", "STRING", "REQUIRED"), TEAM),
+                (F("paint_defense_rating", "NUMERIC"), num),
+                (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
+            ),
+            partition_field="analysis_date",
+        ),
+        DemoTable(
+            "nba_precompute",
+            "player_daily_cache",
+            "Phase 4: per-player daily cache",
+            PLAYERS * 14,
+            14,
+            5.0,
+            (
+                (F("cache_date", "DATE", "REQUIRED"), GAME_DATE),
+                (F("player_lookup", "STRING", "REQUIRED"), PLAYER),
+                (F("points_avg_last_10", "NUMERIC"), num),
+                (
+                    F("recent_games", "DATE", "REPEATED"),
+                    "[game_date - 2, game_date - 4, game_date - 6]",
+                ),
+                (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
+            ),
+            partition_field="cache_date",
+        ),
+        DemoTable(
+            "nba_precompute",
+            "ml_feature_store_v2",
+            "Phase 4: model features",
+            PLAYERS * 20,
+            20,
+            7.0,
+            (
+                (F("game_date", "DATE", "REQUIRED"), GAME_DATE),
+                (F("player_lookup", "STRING", "REQUIRED"), PLAYER),
+                (
+                    F("feature_names", "STRING", "REPEATED"),
+                    "['points_avg_last_5', 'minutes_avg', 'usage_rate', 'opp_def_rating']",
+                ),
+                (
+                    F("features", "FLOAT64", "REPEATED"),
+                    "[(h % 300) / 10.0, (h % 40) * 1.0, (h % 35) / 100.0, 100 + (h % 20) * 1.0]",
+                ),
+                (F("feature_version", "STRING"), "'v2'"),
+                (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
+            ),
+            clustering=("player_lookup",),
+        ),
+        DemoTable(
+            "nba_orchestration",
+            "processor_run_history",
+            "Orchestration: every processor run",
+            len(PROCESSORS) * 4 * 13,
+            13,  # coprime with the 10 processors: every one runs every day
+            1.0,
+            (
+                (F("run_id", "STRING", "REQUIRED"), "'run_' || lpad(CAST(i AS VARCHAR), 6, '0')"),
+                (F("processor_name", "STRING", "REQUIRED"), _s([p for p, _ in PROCESSORS])),
+                (F("phase", "STRING", "REQUIRED"), _s([ph for _, ph in PROCESSORS])),
+                (F("data_date", "DATE"), GAME_DATE),
+                (F("status", "STRING", "REQUIRED"), "status"),
+                (
+                    F("started_at", "TIMESTAMP", "REQUIRED"),
+                    "processed_at - to_seconds(CAST(30 + h % 600 AS BIGINT))",
+                ),
+                (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
+                (F("duration_seconds", "FLOAT64"), "CAST(30 + h % 600 AS DOUBLE)"),
+                (
+                    F("records_processed", "INT64"),
+                    "CASE WHEN status = 'success' THEN CAST(h % 5000 AS BIGINT) ELSE 0 END",
+                ),
+                (
+                    F("error_message", "STRING"),
+                    "CASE WHEN status = 'failed' THEN 'DependencyNotReady: upstream table ' || "
+                    + _s(
+                        ["nba_analytics.player_game_summary", "nba_predictions.prediction_accuracy"]
+                    )
+                    + " || ' is stale' ELSE NULL END",
+                ),
+                (
+                    F(
+                        "errors",
+                        "RECORD",
+                        "REPEATED",
+                        F("error_type", "STRING"),
+                        F("message", "STRING"),
+                    ),
+                    "CASE WHEN status = 'failed' THEN [{'error_type': 'DependencyNotReady', "
+                    "'message': 'upstream table ' || "
+                    + _s(
+                        ["nba_analytics.player_game_summary", "nba_predictions.prediction_accuracy"]
+                    )
+                    + " || ' is stale'}] ELSE [] END",
+                ),
+            ),
+            partition_field="data_date",
+            clustering=("processor_name",),
+        ),
+        DemoTable(
+            "nba_orchestration",
+            "pipeline_event_log",
+            "Orchestration: phase transitions",
+            4 * 14 * 3,
+            14,
+            1.5,
+            (
+                (F("event_id", "STRING", "REQUIRED"), "'evt_' || CAST(i AS VARCHAR)"),
+                (
+                    F("event_type", "STRING"),
+                    _s(["phase_started", "phase_completed", "phase_failed"]),
+                ),
+                (
+                    F("phase", "STRING"),
+                    _s(["phase_2", "phase_3", "phase_4", "phase_5"], "(i // 3)"),
+                ),
+                (F("game_date", "DATE"), GAME_DATE),
+                (F("payload", "JSON"), "'{\"attempt\": ' || CAST(1 + h % 3 AS VARCHAR) || '}'"),
+                (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
+            ),
+        ),
+        DemoTable(
+            "nba_predictions",
+            "prediction_accuracy",
+            "Phase 5: graded predictions",
+            PLAYERS * 4 * 20,
+            20,
+            52.0,
+            (
+                (F("game_date", "DATE", "REQUIRED"), GAME_DATE),
+                (F("player_lookup", "STRING", "REQUIRED"), PLAYER),
+                (
+                    F("system_id", "STRING", "REQUIRED"),
+                    _s(["xgboost_v1", "moving_average", "similarity_balanced", "ensemble_v1"]),
+                ),
+                (F("predicted_points", "NUMERIC"), num),
+                (F("actual_points", "INT64"), stat),
+                (F("absolute_error", "NUMERIC"), "CAST((h % 900) / 100.0 AS DECIMAL(38,9))"),
+                (F("prediction_correct", "BOOL"), "h % 100 < 56"),
+                (F("graded_at", "TIMESTAMP"), PROCESSED),
+                (F("processed_at", "TIMESTAMP", "REQUIRED"), PROCESSED),
+            ),
+            clustering=("system_id",),
+        ),
     ]
 
 

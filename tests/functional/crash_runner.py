@@ -32,7 +32,11 @@ def hang_after_first_shard(self: object, pattern: Path, shard: int) -> Path:
 
 
 warehouse_module.LocalWarehouse._shard_path = hang_after_first_shard  # type: ignore[method-assign]
-client = create_app("backup_export", str(ROOT / "functions/backup_export/main.py"), "cloudevent").test_client()
+client = create_app(
+    "backup_export", str(ROOT / "functions/backup_export/main.py"), "cloudevent"
+).test_client()
 event = pubsub_event()
-headers, body = to_structured(CloudEvent({k: v for k, v in event.items() if k != "data"}, event["data"]))
+headers, body = to_structured(
+    CloudEvent({k: v for k, v in event.items() if k != "data"}, event["data"])
+)
 client.post("/", headers=headers, data=body)

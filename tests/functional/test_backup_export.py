@@ -154,7 +154,9 @@ def test_bad_input_is_logged_acknowledged_and_writes_nothing(
     response = post_event(event)
 
     assert response.status_code == 200  # acknowledged: redelivery cannot fix bad input
-    logs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    logs = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")
+    ]
     rejected = [entry for entry in logs if entry["message"] == "backup trigger rejected"]
     assert rejected and rejected[0]["severity"] == "ERROR"
     assert rejected[0]["error_type"] in {"BadInput"}
@@ -210,9 +212,7 @@ def _wrap(stack: Stack, warehouse: Any) -> None:
     runtime.use(stack.settings, Adapters(a.backend, warehouse, a.store, a.publisher))
 
 
-def test_transient_faults_on_insert_and_polling_are_retried(
-    stack: Stack, post_event: Any
-) -> None:
+def test_transient_faults_on_insert_and_polling_are_retried(stack: Stack, post_event: Any) -> None:
     faulty = FaultyWarehouse(stack.adapters.warehouse, insert_503=3, poll_503=3)
     _wrap(stack, faulty)
 
@@ -233,7 +233,9 @@ def test_missing_and_forbidden_tables_make_a_partial_run(
             )
         }
     )
-    faulty = FaultyWarehouse(stack.adapters.warehouse, denied={"nba_orchestration.processor_run_history"})
+    faulty = FaultyWarehouse(
+        stack.adapters.warehouse, denied={"nba_orchestration.processor_run_history"}
+    )
     a = stack.adapters
     runtime.use(settings, Adapters(a.backend, faulty, a.store, a.publisher))
 
@@ -242,7 +244,10 @@ def test_missing_and_forbidden_tables_make_a_partial_run(
     manifest = stack.manifest(TODAY)
     assert manifest.status == "partial"
     failed = {t.source: t.error or "" for t in manifest.failed}
-    assert set(failed) == {"nba_analytics.deleted_last_week", "nba_orchestration.processor_run_history"}
+    assert set(failed) == {
+        "nba_analytics.deleted_last_week",
+        "nba_orchestration.processor_run_history",
+    }
     assert "does not exist" in failed["nba_analytics.deleted_last_week"]
     assert "Access Denied" in failed["nba_orchestration.processor_run_history"]
     assert len([t for t in manifest.tables if t.status == "complete"]) == 3
@@ -252,7 +257,9 @@ def test_missing_and_forbidden_tables_make_a_partial_run(
     assert {f["source"] for f in body["failed"]} == set(failed)
 
 
-def test_a_missing_dataset_is_recorded_not_skipped(tmp_path: Any, stack: Stack, post_event: Any) -> None:
+def test_a_missing_dataset_is_recorded_not_skipped(
+    tmp_path: Any, stack: Stack, post_event: Any
+) -> None:
     settings = stack.settings.model_copy(
         update={
             "backups": stack.settings.backups.model_copy(

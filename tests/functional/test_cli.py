@@ -45,13 +45,17 @@ def test_seed_backup_list_verify_restore(config: str, capsys: pytest.CaptureFixt
 
 
 def test_partial_backup_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = str(write_config(tmp_path, tables=["nba_analytics.player_game_summary", "nba_analytics.gone"]))
+    config = str(
+        write_config(tmp_path, tables=["nba_analytics.player_game_summary", "nba_analytics.gone"])
+    )
     main(["--config", config, "seed"])
     assert main(["--config", config, "backup"]) == EXIT_PROBLEMS
     assert "FAILED nba_analytics.gone" in capsys.readouterr().out
 
 
-def test_usage_and_config_errors(tmp_path: Path, config: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_and_config_errors(
+    tmp_path: Path, config: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as info:
         main(["--config", config, "backup", "--bogus"])
     assert info.value.code == EXIT_USAGE
@@ -67,3 +71,26 @@ def test_demo(config: str, capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "complete, 4/4 tables" in out
     assert "restore drill   restored: 5400/5400 rows" in out
+
+
+def test_health_exit_codes_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    path = write_config(tmp_path)
+    body = yaml.safe_load(path.read_text())
+    body["health"] = {"freshness": {"tables": [{"table": "nba_analytics.player_game_summary"}]}}
+    path.write_text(yaml.safe_dump(body))
+    config = str(path)
+    main(["--config", config, "seed"])
+    assert main(["--config", config, "health", "--checks", "backups"]) == 2  # no backup yet
+    main(["--config", config, "backup"])
+    capsys.readouterr()
+    assert main(["--config", config, "health", "--checks", "freshness,backups"]) == EXIT_OK
+    assert "overall: PASS" in capsys.readouterr().out
+    assert main(["--config", config, "health", "--mode", "full", "--json"]) == 2  # failing phases
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["status"] == "fail" and "phase_5:successRatio" in doc["checks"]
+    body["health"]["freshness"]["tables"][0]["warn_after"] = {"count": 1, "period": "hour"}
+    path.write_text(yaml.safe_dump(body))
+    assert main(["--config", config, "health", "--checks", "freshness"]) == EXIT_PROBLEMS
+    assert main(["--config", config, "health", "--checks", "nope"]) == EXIT_USAGE

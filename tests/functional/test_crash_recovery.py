@@ -18,8 +18,8 @@ from shared.composition import build_adapters
 from shared.config import load_settings
 from shared.identifiers import TableRef
 from shared.services.seed import seed_demo
-from tests.helpers import BUCKET, FOUR_TABLES, ROOT, make_stack, pubsub_event
 from tests.functional.test_backup_export import TODAY
+from tests.helpers import BUCKET, FOUR_TABLES, ROOT, make_stack, pubsub_event
 
 
 @pytest.mark.timeout(180)

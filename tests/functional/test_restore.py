@@ -99,7 +99,7 @@ def test_restore_refuses_to_overwrite_without_force(typed: Stack) -> None:
     wh: Any = typed.adapters.warehouse
     wh.execute("DELETE FROM types_ds.all_types WHERE id < 100")
 
-    with pytest.raises(BadInput, match="refusing to overwrite existing tables: types_ds.all_types"):
+    with pytest.raises(BadInput, match=r"refusing to overwrite existing tables: types_ds\.all_types"):
         restore_run(run_id, _restore_deps(typed))
     assert wh.count_rows(SOURCE) == 2900  # untouched
 
@@ -155,7 +155,9 @@ def test_verify_finds_tampered_and_missing_files(typed: Stack) -> None:
     assert not report.ok
     assert any("CRC32C differs" in p for p in report.tables[0].problems)
     store.delete(BUCKET, first)
-    assert any("is missing" in p for p in verify_run(store, BUCKET, "backups", run_id).tables[0].problems)
+    assert any(
+        "is missing" in p for p in verify_run(store, BUCKET, "backups", run_id).tables[0].problems
+    )
 
 
 def test_failed_tables_cannot_be_restored(tmp_path: Path) -> None:

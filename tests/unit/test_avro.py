@@ -17,7 +17,9 @@ SCHEMA = (
     SchemaField("ts", "TIMESTAMP"),
     SchemaField("n", "NUMERIC"),
     SchemaField("tags", "STRING", "REPEATED"),
-    SchemaField("rec", "RECORD", "NULLABLE", (SchemaField("a", "INT64"), SchemaField("dt", "DATETIME"))),
+    SchemaField(
+        "rec", "RECORD", "NULLABLE", (SchemaField("a", "INT64"), SchemaField("dt", "DATETIME"))
+    ),
 )
 
 
@@ -26,7 +28,10 @@ def test_schema_matches_bigquery_logical_type_mapping() -> None:
     assert fields["id"] == "long"
     assert fields["d"] == ["null", {"type": "int", "logicalType": "date"}]
     assert fields["ts"] == ["null", {"type": "long", "logicalType": "timestamp-micros"}]
-    assert fields["n"] == ["null", {"type": "bytes", "logicalType": "decimal", "precision": 38, "scale": 9}]
+    assert fields["n"] == [
+        "null",
+        {"type": "bytes", "logicalType": "decimal", "precision": 38, "scale": 9},
+    ]
     assert fields["tags"] == {"type": "array", "items": "string"}
     rec = fields["rec"][1]
     assert rec["type"] == "record"

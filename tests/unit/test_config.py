@@ -37,7 +37,10 @@ def test_defaults() -> None:
     [
         (_with(bukcet="x"), "backups.bukcet: unknown key"),
         ({"backups": {"tables": ["a.b"]}}, "backups.bucket: required key is missing"),
-        (_with(tables=["nba_analytics.t", "ds.t; DROP TABLE x"]), "backups.tables[1]: 'ds.t; DROP TABLE x'"),
+        (
+            _with(tables=["nba_analytics.t", "ds.t; DROP TABLE x"]),
+            "backups.tables[1]: 'ds.t; DROP TABLE x'",
+        ),
         (_with(tables=["`ds`.t"]), "backups.tables[0]"),
         (_with(tables=["../x.y"]), "backups.tables[0]"),
         (_with(bucket="Bad_Bucket!"), "backups.bucket: 'Bad_Bucket!' is not a valid bucket name"),
@@ -48,7 +51,10 @@ def test_defaults() -> None:
         (_with(time_budget_seconds=600), "backups.time_budget_seconds"),
         (_with(tables=[], datasets=[]), "configure at least one entry"),
         (_with(datasets=[{"name": "nba-analytics"}]), "backups.datasets[0].name"),
-        (_with(datasets=[{"name": "ok", "inclde": ["*"]}]), "backups.datasets[0].inclde: unknown key"),
+        (
+            _with(datasets=[{"name": "ok", "inclde": ["*"]}]),
+            "backups.datasets[0].inclde: unknown key",
+        ),
         ({**_with(), "gcp": {"project": "X"}}, "gcp.project"),
     ],
 )
@@ -61,7 +67,11 @@ def test_errors_name_the_path_and_what_was_expected(data: dict[str, object], exp
 
 def test_dataset_globs_include_and_exclude() -> None:
     selector = parse_settings(
-        _with(datasets=[{"name": "nba_precompute", "include": ["player_*", "ml_*"], "exclude": ["*_tmp"]}])
+        _with(
+            datasets=[
+                {"name": "nba_precompute", "include": ["player_*", "ml_*"], "exclude": ["*_tmp"]}
+            ]
+        )
     ).backups.datasets[0]
     assert selector.selects("player_daily_cache")
     assert selector.selects("ml_feature_store_v2")
@@ -87,7 +97,9 @@ def test_explicit_path_beats_environment(tmp_path: Path) -> None:
     good.write_text(yaml.safe_dump(BASE))
     settings = load_settings(good, env={"OPSUITE_CONFIG": str(tmp_path / "nope.yaml")})
     assert settings.backups.bucket == "nba-props-backups"
-    assert load_settings(None, env={"OPSUITE_CONFIG": str(good)}).backups.bucket == "nba-props-backups"
+    assert (
+        load_settings(None, env={"OPSUITE_CONFIG": str(good)}).backups.bucket == "nba-props-backups"
+    )
 
 
 def test_backend_resolution() -> None:

@@ -28,8 +28,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
-from itertools import chain
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,12 @@ from shared.models import (
     JobError,
     JobStatus,
     LoadRequest,
+    PhaseStats,
+    RunError,
+    RunHistory,
+    RunHistoryQuery,
     SchemaField,
+    TableMetadata,
     TableInfo,
     TableSpec,
     schema_from_api,
@@ -93,7 +97,7 @@ _DUCK_TO_BQ = {
 }
 EPOCH_DATE = "DATE '1970-01-01'"
 ROW_BATCH = 20_000
-SIZE_CHECK_EVERY = 256
+FIRST_BATCH = 1_000
 
 
 def quote(name: str) -> str:
@@ -447,6 +451,96 @@ class LocalWarehouse:
         except duckdb.InvalidInputException:
             return []
 
+    # -- health -------------------------------------------------------------------------
+    def ping(self) -> None:
+        self.cursor().execute("SELECT 1").fetchone()
+
+    def dataset_metadata(self, dataset: str, tables: Sequence[str]) -> dict[str, TableMetadata]:
+        identifiers.dataset_id(dataset)
+        names = [identifiers.table_id(t) for t in tables]
+        if not names:
+            return {}
+        existing = set(self.list_tables(dataset)) & set(names)
+        partitioned = []
+        for name in sorted(existing):
+            _, resource_json, _ = self._meta(TableRef(dataset, name))
+            field = json.loads(resource_json or "{}").get("timePartitioning", {}).get("field")
+            if field:
+                identifiers.table_id(field)
+                partitioned.append(
+                    f"SELECT '{name}' AS t, strftime(max({quote(field)}), '%Y%m%d') AS p "
+                    f"FROM {qualified(TableRef(dataset, name))}"
+                )
+        newest = " UNION ALL ".join(partitioned) or "SELECT NULL::VARCHAR AS t, NULL AS p"
+        rows = (
+            self.cursor()
+            .execute(
+                "SELECT d.table_name, m.modified_at, n.p, d.estimated_size "
+                "FROM duckdb_tables() d "
+                f"LEFT JOIN {META_SCHEMA}.tables m "
+                "ON m.dataset = d.schema_name AND m.table_name = d.table_name "
+                f"LEFT JOIN ({newest}) n ON n.t = d.table_name "
+                "WHERE d.schema_name = ? AND list_contains(?, d.table_name)",
+                [dataset, names],
+            )
+            .fetchall()
+        )
+        return {
+            str(r[0]): TableMetadata(str(r[0]), r[1], r[2], int(r[3]) if r[3] is not None else None)
+            for r in rows
+        }
+
+    def newest_value(
+        self, table: TableRef, column: str, partition_field: str | None, since: date | None
+    ) -> datetime | None:
+        self._require(table)
+        sql = f"SELECT max({quote(identifiers.table_id(column))}) FROM {qualified(table)}"
+        params: list[Any] = []
+        if partition_field and since:
+            sql += f" WHERE {quote(identifiers.table_id(partition_field))} >= ?"
+            params.append(since)
+        row = self.cursor().execute(sql, params).fetchone()
+        value = row[0] if row else None
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        if isinstance(value, date):
+            return datetime.combine(value, time.min, UTC)
+        raise BadInput(f"{table}.{column} is not a DATE or TIMESTAMP column")
+
+    def run_history(self, query: RunHistoryQuery) -> RunHistory:
+        self._require(query.table)
+        q = {
+            k: quote(identifiers.table_id(getattr(query, k)))
+            for k in ("phase_column", "processor_column", "status_column", "time_column")
+        }
+        source = qualified(query.table)
+        ok = list(query.success_values)
+        cur = self.cursor()
+        phases = cur.execute(
+            f"SELECT {q['phase_column']}, count(*), "
+            f"count(*) FILTER (WHERE list_contains(?, {q['status_column']})), "
+            f"max({q['time_column']}) FROM {source} WHERE {q['time_column']} >= ? "
+            f"GROUP BY 1 ORDER BY 1",
+            [ok, query.since],
+        ).fetchall()
+        error = quote(identifiers.table_id(query.error_column)) if query.error_column else "NULL"
+        errors = cur.execute(
+            f"SELECT {q['time_column']}, {q['phase_column']}, {q['processor_column']}, "
+            f"{q['status_column']}, {error} FROM {source} "
+            f"WHERE {q['time_column']} >= ? AND NOT list_contains(?, {q['status_column']}) "
+            f"ORDER BY 1 DESC LIMIT ?",
+            [query.since, ok, query.error_limit],
+        ).fetchall()
+        return RunHistory(
+            phases=tuple(PhaseStats(str(p), int(n), int(s), t) for p, n, s, t in phases),
+            errors=tuple(
+                RunError(t, str(p), str(pr), str(st), None if m is None else str(m))
+                for t, p, pr, st, m in errors
+            ),
+        )
+
     # -- jobs ---------------------------------------------------------------------------
     def _job_path(self, job_id: str) -> Path:
         return self.jobs_dir / f"{identifiers.job_id(job_id)}.json"
@@ -576,40 +670,47 @@ class LocalWarehouse:
         ]
         select = ", ".join(_export_expression(f) for f in schema)
         cur = self.cursor().execute(f"SELECT {select} FROM {qualified(request.source)}")
-
-        def records() -> Iterator[dict[str, Any]]:
-            while batch := cur.fetchmany(ROW_BATCH):
-                for row in batch:
-                    record = dict(zip(names, row, strict=True))
-                    for name, convert in converters:
-                        record[name] = convert(record[name])
-                    yield record
-
-        remaining: Iterator[dict[str, Any]] = records()
+        limit = self.max_file_bytes
+        batch_rows = FIRST_BATCH
+        carry: list[tuple[Any, ...]] = []
         written: list[Path] = []
+        exhausted = False
         while True:
             final = self._shard_path(pattern, len(written))
             fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".part-")
-            full = False
             with os.fdopen(fd, "wb") as fo:
 
-                def shard_rows(fo: Any = fo) -> Iterator[dict[str, Any]]:
-                    nonlocal full
-                    for count, record in enumerate(remaining, 1):
-                        yield record
-                        if count % SIZE_CHECK_EVERY == 0 and fo.tell() >= self.max_file_bytes:
-                            full = True
+                def shard(fo: Any = fo) -> Iterator[dict[str, Any]]:
+                    # Rows move in batches (C-speed ``yield from``); the file is rotated
+                    # between batches, sized to a fraction of the limit from the bytes
+                    # per row seen so far, so a shard overshoots the limit by little.
+                    nonlocal batch_rows, carry, exhausted
+                    while True:
+                        batch = carry or cur.fetchmany(batch_rows)
+                        carry = []
+                        if not batch:
+                            exhausted = True
+                            return
+                        records = [dict(zip(names, row, strict=True)) for row in batch]
+                        for name, convert in converters:
+                            for record in records:
+                                record[name] = convert(record[name])
+                        before = fo.tell()
+                        yield from records
+                        grown = fo.tell() - before
+                        if grown > 0:
+                            per_row = grown / len(records)
+                            batch_rows = int(min(ROW_BATCH, max(64, limit / 16 / per_row)))
+                        if fo.tell() >= limit:
+                            carry = cur.fetchmany(batch_rows)
+                            exhausted = not carry
                             return
 
-                fastavro.writer(fo, parsed, shard_rows(), codec=codec)
+                fastavro.writer(fo, parsed, shard(), codec=codec)
             os.replace(tmp, final)
             written.append(final)
-            if not full:
+            if exhausted:
                 return written
-            upcoming = next(remaining, None)
-            if upcoming is None:
-                return written
-            remaining = chain([upcoming], remaining)
 
     def _write_parquet(
         self, request: ExtractRequest, schema: Sequence[SchemaField], pattern: Path
@@ -634,12 +735,14 @@ class LocalWarehouse:
             import_extension("avro")
             cur.execute("LOAD avro")
         with contextlib.suppress(duckdb.CatalogException, duckdb.NotImplementedException):
+            from duckdb.func import SPECIAL
+
             self._connection().create_function(
                 "opsuite_avro_numeric",
                 _avro_numeric,
-                ["BLOB"],  # type: ignore[list-item]
-                "DECIMAL(38,9)",  # type: ignore[arg-type]
-                null_handling="special",
+                [duckdb.sqltype("BLOB")],
+                duckdb.sqltype("DECIMAL(38,9)"),
+                null_handling=SPECIAL,
             )
 
     def _load(self, request: LoadRequest) -> dict[str, Any]:

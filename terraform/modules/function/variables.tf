@@ -1,0 +1,162 @@
+variable "project_id" {
+  description = "Project that hosts the function."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the function (its Cloud Run service takes the same region)."
+  type        = string
+}
+
+variable "name" {
+  description = "Deployed function name, kebab-case (e.g. \"backup-export\"); the Cloud Run service takes the same name."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]([a-z0-9-]{0,47}[a-z0-9])?$", var.name))
+    error_message = "name must be kebab-case: lowercase letters, digits and '-', starting with a letter, at most 49 characters."
+  }
+}
+
+variable "description" {
+  description = "Human-readable description of the function."
+  type        = string
+  default     = ""
+}
+
+variable "entry_point" {
+  description = "Python function (in main.py) that the Functions Framework calls."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_]*$", var.entry_point))
+    error_message = "entry_point must be a Python identifier."
+  }
+}
+
+variable "runtime" {
+  description = "Cloud Functions runtime, e.g. \"python311\"."
+  type        = string
+}
+
+variable "source_dir" {
+  description = "Packaged source directory of this function (main.py, requirements.txt, shared/, opsuite.yaml); zipped and uploaded as is."
+  type        = string
+}
+
+variable "source_bucket" {
+  description = "Name of the private bucket the source zip is uploaded to."
+  type        = string
+}
+
+variable "service_account_email" {
+  description = "Runtime identity of the function: a dedicated service account for this function only. Required, so the function never falls back to the default compute service account."
+  type        = string
+
+  validation {
+    condition     = can(regex("@[a-z0-9.-]+\\.iam\\.gserviceaccount\\.com$", var.service_account_email))
+    error_message = "service_account_email must be a user-managed service account (...@PROJECT.iam.gserviceaccount.com), not a default compute or App Engine account."
+  }
+}
+
+variable "build_service_account" {
+  description = "Optional Cloud Build service account, \"projects/PROJECT/serviceAccounts/EMAIL\"; null uses the project default."
+  type        = string
+  default     = null
+}
+
+variable "available_memory" {
+  description = "Memory of one instance, e.g. \"1Gi\"."
+  type        = string
+  default     = "256Mi"
+}
+
+variable "timeout_seconds" {
+  description = "Request timeout. At most 540 for event-driven functions and 3600 for HTTP functions (checked by a precondition)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.timeout_seconds >= 1 && var.timeout_seconds <= 3600
+    error_message = "timeout_seconds must be between 1 and 3600."
+  }
+}
+
+variable "max_instance_count" {
+  description = "Upper bound on concurrently running instances."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.max_instance_count >= 1 && floor(var.max_instance_count) == var.max_instance_count
+    error_message = "max_instance_count must be a positive whole number."
+  }
+}
+
+variable "min_instance_count" {
+  description = "Instances kept warm. 0 scales to zero (a cold start on the first request); anything higher is billed while idle."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.min_instance_count >= 0 && floor(var.min_instance_count) == var.min_instance_count
+    error_message = "min_instance_count must be a whole number >= 0."
+  }
+}
+
+variable "ingress_settings" {
+  description = "Network ingress. ALLOW_INTERNAL_ONLY keeps the function off the public internet (Eventarc/Pub/Sub pushes are internal). Ingress is a network filter only: every request still needs an IAM invoker, since the module never grants allUsers/allAuthenticatedUsers."
+  type        = string
+  default     = "ALLOW_INTERNAL_ONLY"
+
+  validation {
+    condition     = contains(["ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB", "ALLOW_ALL"], var.ingress_settings)
+    error_message = "ingress_settings must be ALLOW_INTERNAL_ONLY, ALLOW_INTERNAL_AND_GCLB or ALLOW_ALL."
+  }
+}
+
+variable "environment_variables" {
+  description = "Runtime environment variables. Never put secrets here: secrets come from Secret Manager at run time."
+  type        = map(string)
+  default     = {}
+}
+
+variable "event_trigger" {
+  description = <<-EOT
+    Pub/Sub trigger, or null for an HTTP function.
+    pubsub_topic: topic id ("projects/P/topics/T"); service_account_email: the identity Eventarc
+    uses to invoke the function (it gets roles/run.invoker on this function's service only);
+    retry_policy: RETRY_POLICY_RETRY makes a raised exception redeliver the message.
+  EOT
+  type = object({
+    pubsub_topic          = string
+    service_account_email = string
+    retry_policy          = optional(string, "RETRY_POLICY_RETRY")
+  })
+  default = null
+
+  validation {
+    condition     = var.event_trigger == null || contains(["RETRY_POLICY_RETRY", "RETRY_POLICY_DO_NOT_RETRY"], try(var.event_trigger.retry_policy, ""))
+    error_message = "event_trigger.retry_policy must be RETRY_POLICY_RETRY or RETRY_POLICY_DO_NOT_RETRY."
+  }
+}
+
+variable "invoker_members" {
+  description = "Principals allowed to call the function (HTTP functions); they get roles/cloudfunctions.invoker and roles/run.invoker on this function only. Never allUsers/allAuthenticatedUsers."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition = alltrue([
+      for m in var.invoker_members :
+      can(regex("^(user|group|serviceAccount|domain):[^\\s]+$|^principal(Set)?://", m))
+    ])
+    error_message = "invoker_members entries must be user:, group:, serviceAccount:, domain: or principal(Set):// principals; allUsers and allAuthenticatedUsers are not allowed."
+  }
+}
+
+variable "labels" {
+  description = "Labels for the function and its source object."
+  type        = map(string)
+  default     = {}
+}
