@@ -329,7 +329,9 @@ def bench_health(big: int) -> dict[str, Any]:
         times = []
         for _ in range(5):
             t0 = time.perf_counter()
-            run_health(HealthRequest("quick"), HealthDeps(settings, adapters.warehouse, adapters.store))
+            run_health(
+                HealthRequest("quick"), HealthDeps(settings, adapters.warehouse, adapters.store)
+            )
             times.append(time.perf_counter() - t0)
         out["quick_ms_13"] = round(statistics.median(times) * 1000, 1)
         adapters.close()
@@ -340,11 +342,20 @@ def bench_health(big: int) -> dict[str, Any]:
         wh: Any = adapters.warehouse
         for name in names:
             ref = TableRef.parse(name)
-            wh.create_table(ref, TableSpec((SchemaField("game_date", "DATE"), SchemaField("v", "INT64")),
-                                           time_partitioning={"type": "DAY", "field": "game_date"}))
-            wh.execute(f"INSERT INTO {ref.dataset}.{ref.table} SELECT DATE '2026-01-01' + i::INT, i FROM range(50) r(i)")
+            wh.create_table(
+                ref,
+                TableSpec(
+                    (SchemaField("game_date", "DATE"), SchemaField("v", "INT64")),
+                    time_partitioning={"type": "DAY", "field": "game_date"},
+                ),
+            )
+            wh.execute(
+                f"INSERT INTO {ref.dataset}.{ref.table} SELECT DATE '2026-01-01' + i::INT, i FROM range(50) r(i)"
+            )
         counting = CountingWarehouse(wh)
-        run_health(HealthRequest("quick", ("freshness",)), HealthDeps(settings, counting, adapters.store))
+        run_health(
+            HealthRequest("quick", ("freshness",)), HealthDeps(settings, counting, adapters.store)
+        )
         times = []
         for _ in range(3):
             t0 = time.perf_counter()

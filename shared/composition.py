@@ -22,9 +22,10 @@ class Adapters:
     publisher: Publisher
 
     def close(self) -> None:
-        close = getattr(self.warehouse, "close", None)
-        if callable(close):
-            close()
+        for adapter in (self.warehouse, self.publisher):
+            close = getattr(adapter, "close", None)
+            if callable(close):
+                close()
 
     def release(self) -> None:
         """Between requests: let go of what other processes may need.
@@ -33,7 +34,9 @@ class Adapters:
         so ``opsuite`` commands can run while ``make serve`` is up; GCP clients stay.
         """
         if self.backend == "local":
-            self.close()
+            close = getattr(self.warehouse, "close", None)
+            if callable(close):
+                close()
 
 
 @dataclass(frozen=True)

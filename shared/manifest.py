@@ -6,6 +6,7 @@
   ``<dataset>/<table>/attempt-<n>/part-<12 digits>.avro``   the export
   ``<dataset>/<table>/_result.json``    write-once per-table result (resume point)
   ``_manifest.json``                    write-once, written last
+  ``_event.claim.json``                 write-once: which delivery publishes the event
   ``_event.json``                       write-once: the run's event was published
 """
 
@@ -25,6 +26,7 @@ TableStatus = Literal["complete", "failed"]
 MANIFEST = "_manifest.json"
 CLAIM = "_run.json"
 EVENT_MARKER = "_event.json"
+EVENT_CLAIM = "_event.claim.json"
 RESULT = "_result.json"
 RESOURCE = "table.json"
 

@@ -42,6 +42,7 @@ from shared.events import BackupRequest
 from shared.identifiers import TableRef
 from shared.manifest import (
     CLAIM,
+    EVENT_CLAIM,
     EVENT_MARKER,
     MANIFEST,
     RESOURCE,
@@ -63,6 +64,7 @@ T = TypeVar("T")
 
 Outcome = Literal["complete", "partial", "failed", "already_done", "continued", "dry_run"]
 JSON = "application/json"
+EVENT_CLAIM_STALE_SECONDS = 600
 
 
 class Progress(Protocol):
@@ -542,11 +544,31 @@ class BackupRun:
         return BackupOutcome(claim.run_id, manifest.status, manifest=manifest)
 
     def _publish_event(self, manifest: Manifest) -> None:
-        """Publish the run's event unless a previous delivery already did."""
+        """Publish the run's event once, however many deliveries finish the run.
+
+        A write-once claim picks the one delivery that publishes; a done marker follows
+        the publish. A claim left behind by a crash (older than EVENT_CLAIM_STALE_SECONDS
+        without a done marker) is published again: at least once, never silently lost.
+        """
         d = self.deps
-        marker = self.layout.name(EVENT_MARKER)
-        if self._retry(lambda: d.store.stat(self.s.bucket, marker)) is not None:
+        done = self.layout.name(EVENT_MARKER)
+        if self._retry(lambda: d.store.stat(self.s.bucket, done)) is not None:
             return
+        claim_name = self.layout.name(EVENT_CLAIM)
+        now = d.now()
+        claim_body = json.dumps({"claimed_at": now.isoformat()}).encode()
+        claimed = self._retry(
+            lambda: d.store.write_once(self.s.bucket, claim_name, claim_body, JSON)
+        )
+        if claimed is None:
+            previous = json.loads(d.store.read(self.s.bucket, claim_name))
+            age = (now - datetime.fromisoformat(previous["claimed_at"])).total_seconds()
+            if age < EVENT_CLAIM_STALE_SECONDS:
+                return  # another delivery is publishing it right now
+            logger.warning(
+                "event claim is stale without a publish; publishing again",
+                extra={"fields": {"run_id": manifest.run_id, "claim_age_seconds": round(age)}},
+            )
         event_type = "backup.completed" if manifest.status == "complete" else "backup.failed"
         body = {
             "type": event_type,
@@ -568,7 +590,7 @@ class BackupRun:
         )
         d.store.write_once(
             self.s.bucket,
-            marker,
+            done,
             json.dumps({"message_id": message_id, "type": event_type}).encode(),
             JSON,
         )

@@ -111,7 +111,7 @@ class HealthReport:
             "version": "1",
             "releaseId": __version__,
             "serviceId": "opsuite-health",
-            "description": "BigQuery pipeline health: freshness, backups, pipeline runs, dependencies",
+            "description": "BigQuery pipeline health: freshness, backups, runs, dependencies",
             "notes": [f"mode={self.mode}", f"generated={_iso(self.generated)}"],
             "output": "; ".join(f"{c.component_id}: {c.output}" for c in failing if c.output)[
                 :2000
@@ -173,16 +173,22 @@ def check_freshness(deps: HealthDeps, mode: Mode) -> list[CheckEntry]:
     by_dataset: dict[str, list[FreshnessTable]] = {}
     for t in _freshness_tables(deps.settings):
         by_dataset.setdefault(t.ref.dataset, []).append(t)
-    entries = []
+    entries: list[CheckEntry] = []
     for dataset, tables in sorted(by_dataset.items()):
         try:
             metadata = deps.warehouse.dataset_metadata(dataset, [t.ref.table for t in tables])
         except NotFound:
             entries.extend(
-                CheckEntry(f"{t.table}:freshness", t.table, "datastore", "fail", now,
-                           output=f"dataset {dataset} not found")
+                CheckEntry(
+                    f"{t.table}:freshness",
+                    t.table,
+                    "datastore",
+                    "fail",
+                    now,
+                    output=f"dataset {dataset} not found",
+                )
                 for t in tables
-            )  # fmt: skip
+            )
             continue
         for t in tables:
             warn = (t.warn_after or health.warn_after).seconds
@@ -190,8 +196,9 @@ def check_freshness(deps: HealthDeps, mode: Mode) -> list[CheckEntry]:
             meta = metadata.get(t.ref.table)
             key = f"{t.table}:freshness"
             if meta is None:
-                entries.append(CheckEntry(key, t.table, "datastore", "fail", now,
-                                          output="table not found"))  # fmt: skip
+                entries.append(
+                    CheckEntry(key, t.table, "datastore", "fail", now, output="table not found")
+                )
                 continue
             loaded_at, source = meta.last_modified, "last_modified"
             if mode == "full" and t.loaded_at:
@@ -201,15 +208,23 @@ def check_freshness(deps: HealthDeps, mode: Mode) -> list[CheckEntry]:
                 )
                 source = t.loaded_at
             if loaded_at is None:
-                entries.append(CheckEntry(key, t.table, "datastore", "fail", now,
-                                          output=f"no value of {source} found"))  # fmt: skip
+                entries.append(
+                    CheckEntry(
+                        key, t.table, "datastore", "fail", now, output=f"no value of {source} found"
+                    )
+                )
                 continue
             age = max(0.0, (now - loaded_at).total_seconds())
             status = freshness_status(age, warn, error)
-            output = "" if status == "pass" else (
-                f"last loaded {age / 3600:.1f} h ago ({'error' if status == 'fail' else 'warn'} "
-                f"after {(error if status == 'fail' else warn) / 3600:g} h)"
-            )  # fmt: skip
+            output = (
+                ""
+                if status == "pass"
+                else (
+                    f"last loaded {age / 3600:.1f} h ago "
+                    f"({'error' if status == 'fail' else 'warn'} "
+                    f"after {(error if status == 'fail' else warn) / 3600:g} h)"
+                )
+            )
             entries.append(
                 CheckEntry(
                     key,
@@ -227,7 +242,7 @@ def check_freshness(deps: HealthDeps, mode: Mode) -> list[CheckEntry]:
                         "warnAfterSeconds": warn,
                         "errorAfterSeconds": error,
                     },
-                )  # fmt: skip
+                )
             )
     return entries
 
@@ -261,35 +276,73 @@ def check_backups(deps: HealthDeps, mode: Mode) -> list[CheckEntry]:
     now = deps.now()
     manifest, claim = newest_run(deps.store, b.bucket, b.prefix)
     if manifest is None:
-        return [CheckEntry("backup:age", f"gs://{b.bucket}/{b.prefix}", "component", "fail", now,
-                           output="no completed backup run found")]  # fmt: skip
+        return [
+            CheckEntry(
+                "backup:age",
+                f"gs://{b.bucket}/{b.prefix}",
+                "component",
+                "fail",
+                now,
+                output="no completed backup run found",
+            )
+        ]
     age = max(0.0, (now - manifest.completed_at).total_seconds())
     age_status = freshness_status(
         age, thresholds.warn_after.seconds, thresholds.error_after.seconds
     )
-    verified = all(t.verification is not None and t.verification.ok for t in manifest.tables
-                   if t.status == "complete")  # fmt: skip
-    run_status: Status = {"complete": "pass", "partial": "warn", "failed": "fail"}[manifest.status]
+    verified = all(
+        t.verification is not None and t.verification.ok
+        for t in manifest.tables
+        if t.status == "complete"
+    )
+    run_statuses: dict[str, Status] = {"complete": "pass", "partial": "warn", "failed": "fail"}
+    run_status = run_statuses[manifest.status]
     if not verified:
         run_status = "fail"
     component = f"run {manifest.run_id}"
     entries = [
-        CheckEntry("backup:age", component, "component", age_status, now, round(age), "s",
-                   "" if age_status == "pass" else f"newest backup finished {age / 3600:.1f} h ago",
-                   {"completedAt": _iso(manifest.completed_at)}),
-        CheckEntry("backup:status", component, "component", run_status, now, manifest.status, None,
-                   "; ".join(f"{t.source}: {t.error}" for t in manifest.failed)[:500]
-                   or ("" if verified else "a table's files were not verified"),
-                   {"tables": len(manifest.tables), "failedTables": len(manifest.failed),
-                    "verified": verified}),
-    ]  # fmt: skip
+        CheckEntry(
+            "backup:age",
+            component,
+            "component",
+            age_status,
+            now,
+            round(age),
+            "s",
+            "" if age_status == "pass" else f"newest backup finished {age / 3600:.1f} h ago",
+            {"completedAt": _iso(manifest.completed_at)},
+        ),
+        CheckEntry(
+            "backup:status",
+            component,
+            "component",
+            run_status,
+            now,
+            manifest.status,
+            None,
+            "; ".join(f"{t.source}: {t.error}" for t in manifest.failed)[:500]
+            or ("" if verified else "a table's files were not verified"),
+            {
+                "tables": len(manifest.tables),
+                "failedTables": len(manifest.failed),
+                "verified": verified,
+            },
+        ),
+    ]
     if claim is not None:
         running = (now - claim.created_at).total_seconds()
         entries.append(
-            CheckEntry("backup:inProgress", f"run {claim.run_id}", "component",
-                       "warn" if running > 2 * 3600 else "pass", now, round(running), "s",
-                       "a newer run has not finished" if running > 2 * 3600 else "")
-        )  # fmt: skip
+            CheckEntry(
+                "backup:inProgress",
+                f"run {claim.run_id}",
+                "component",
+                "warn" if running > 2 * 3600 else "pass",
+                now,
+                round(running),
+                "s",
+                "a newer run has not finished" if running > 2 * 3600 else "",
+            )
+        )
     return entries
 
 
@@ -299,10 +352,18 @@ def check_pipeline(deps: HealthDeps, mode: Mode) -> list[CheckEntry]:
     if p is None:
         return []
     history = deps.warehouse.run_history(
-        RunHistoryQuery(p.ref, p.phase_column, p.processor_column, p.status_column,
-                        p.time_column, p.error_column, tuple(p.success_values),
-                        now - timedelta(seconds=p.window.seconds), p.recent_errors)
-    )  # fmt: skip
+        RunHistoryQuery(
+            p.ref,
+            p.phase_column,
+            p.processor_column,
+            p.status_column,
+            p.time_column,
+            p.error_column,
+            tuple(p.success_values),
+            now - timedelta(seconds=p.window.seconds),
+            p.recent_errors,
+        )
+    )
     entries = []
     for phase in history.phases:
         ratio = phase.succeeded / phase.runs if phase.runs else 1.0
@@ -311,21 +372,59 @@ def check_pipeline(deps: HealthDeps, mode: Mode) -> list[CheckEntry]:
         messages = dict.fromkeys(f"{e.processor}: {e.message or e.status}" for e in errors)
         output = "; ".join(messages)[:500]
         entries.append(
-            CheckEntry(f"{phase.phase}:successRatio", phase.phase, "component", status, now,
-                       round(ratio, 4), "ratio", output if status != "pass" else "",
-                       {"runs": phase.runs, "succeeded": phase.succeeded,
-                        "lastRun": _iso(phase.last_run) if phase.last_run else None})
-        )  # fmt: skip
+            CheckEntry(
+                f"{phase.phase}:successRatio",
+                phase.phase,
+                "component",
+                status,
+                now,
+                round(ratio, 4),
+                "ratio",
+                output if status != "pass" else "",
+                {
+                    "runs": phase.runs,
+                    "succeeded": phase.succeeded,
+                    "lastRun": _iso(phase.last_run) if phase.last_run else None,
+                },
+            )
+        )
     if not history.phases:
-        entries.append(CheckEntry("pipeline:runs", str(p.ref), "component", "fail", now, 0, "runs",
-                                  f"no runs in the last {p.window.count} {p.window.period}(s)"))  # fmt: skip
+        entries.append(
+            CheckEntry(
+                "pipeline:runs",
+                str(p.ref),
+                "component",
+                "fail",
+                now,
+                0,
+                "runs",
+                f"no runs in the last {p.window.count} {p.window.period}(s)",
+            )
+        )
     entries.append(
-        CheckEntry("pipeline:recentErrors", str(p.ref), "component",
-                   "pass" if not history.errors else "warn", now, len(history.errors), "errors",
-                   "", {"errors": [{"time": _iso(e.time) if e.time else None, "phase": e.phase,
-                                    "processor": e.processor, "status": e.status,
-                                    "message": (e.message or "")[:300]} for e in history.errors]})
-    )  # fmt: skip
+        CheckEntry(
+            "pipeline:recentErrors",
+            str(p.ref),
+            "component",
+            "pass" if not history.errors else "warn",
+            now,
+            len(history.errors),
+            "errors",
+            "",
+            {
+                "errors": [
+                    {
+                        "time": _iso(e.time) if e.time else None,
+                        "phase": e.phase,
+                        "processor": e.processor,
+                        "status": e.status,
+                        "message": (e.message or "")[:300],
+                    }
+                    for e in history.errors
+                ]
+            },
+        )
+    )
     return entries
 
 
@@ -333,9 +432,12 @@ def check_dependencies(deps: HealthDeps, mode: Mode) -> list[CheckEntry]:
     entries = []
     probes: list[tuple[str, str, Callable[[], object]]] = [
         ("bigquery", "datastore", deps.warehouse.ping),
-        ("storage", "datastore",
-         lambda: deps.store.stat(deps.settings.backups.bucket, PROBE_OBJECT)),
-    ]  # fmt: skip
+        (
+            "storage",
+            "datastore",
+            lambda: deps.store.stat(deps.settings.backups.bucket, PROBE_OBJECT),
+        ),
+    ]
     for name, kind, probe in probes:
         t0 = time.perf_counter()
         try:
@@ -345,8 +447,11 @@ def check_dependencies(deps: HealthDeps, mode: Mode) -> list[CheckEntry]:
         except OpsuiteError as exc:
             status, output = "fail", f"{type(exc).__name__}: {exc}"[:300]
         elapsed = round((time.perf_counter() - t0) * 1000, 1)
-        entries.append(CheckEntry(f"{name}:responseTime", name, kind, status, deps.now(), elapsed,
-                                  "ms", output))  # fmt: skip
+        entries.append(
+            CheckEntry(
+                f"{name}:responseTime", name, kind, status, deps.now(), elapsed, "ms", output
+            )
+        )
     return entries
 
 

@@ -260,15 +260,11 @@ def test_missing_and_forbidden_tables_make_a_partial_run(
 def test_a_missing_dataset_is_recorded_not_skipped(
     tmp_path: Any, stack: Stack, post_event: Any
 ) -> None:
-    settings = stack.settings.model_copy(
-        update={
-            "backups": stack.settings.backups.model_copy(
-                update={"datasets": [{"name": "nba_raw"}, {"name": "nba_predictions"}]}
-            )
-        }
-    )
-    settings = type(stack.settings).model_validate(settings.model_dump())
-    runtime.use(settings, stack.adapters)
+    from shared.config import parse_settings
+
+    body = stack.settings.model_dump()
+    body["backups"]["datasets"] = [{"name": "nba_raw"}, {"name": "nba_predictions"}]
+    runtime.use(parse_settings(body), stack.adapters)
 
     post_event(pubsub_event())
 

@@ -99,7 +99,9 @@ def test_restore_refuses_to_overwrite_without_force(typed: Stack) -> None:
     wh: Any = typed.adapters.warehouse
     wh.execute("DELETE FROM types_ds.all_types WHERE id < 100")
 
-    with pytest.raises(BadInput, match=r"refusing to overwrite existing tables: types_ds\.all_types"):
+    with pytest.raises(
+        BadInput, match=r"refusing to overwrite existing tables: types_ds\.all_types"
+    ):
         restore_run(run_id, _restore_deps(typed))
     assert wh.count_rows(SOURCE) == 2900  # untouched
 

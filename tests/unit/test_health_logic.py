@@ -20,13 +20,16 @@ NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
-    ("age", "expected"), [(0, "pass"), (3600, "pass"), (3601, "warn"), (7200, "warn"), (7201, "fail")]
+    ("age", "expected"),
+    [(0, "pass"), (3600, "pass"), (3601, "warn"), (7200, "warn"), (7201, "fail")],
 )
 def test_freshness_thresholds_are_dbt_like(age: float, expected: str) -> None:
     assert freshness_status(age, warn_after=3600, error_after=7200) == expected
 
 
-@pytest.mark.parametrize(("ratio", "expected"), [(1.0, "pass"), (0.95, "pass"), (0.9, "warn"), (0.79, "fail")])
+@pytest.mark.parametrize(
+    ("ratio", "expected"), [(1.0, "pass"), (0.95, "pass"), (0.9, "warn"), (0.79, "fail")]
+)
 def test_success_ratio_thresholds(ratio: float, expected: str) -> None:
     assert ratio_status(ratio, warn_below=0.95, fail_below=0.8) == expected
 
@@ -94,4 +97,6 @@ def test_health_config_validation() -> None:
         parse_settings({**base, "health": {"freshness": {"tables": [
             {"table": "a.b", "loaded_at": "x; DROP TABLE y"}]}}})  # fmt: skip
     with pytest.raises(ConfigError, match="period"):
-        parse_settings({**base, "health": {"backups": {"warn_after": {"count": 1, "period": "week"}}}})
+        parse_settings(
+            {**base, "health": {"backups": {"warn_after": {"count": 1, "period": "week"}}}}
+        )

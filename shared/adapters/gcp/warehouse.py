@@ -12,14 +12,18 @@ Design points:
   then attaches to the existing job (``jobs.get``) instead of exporting twice.
 * Load jobs always send the schema explicitly (never autodetect), with Avro logical
   types and ``WRITE_TRUNCATE`` into a table that restore created beforehand.
-* SQL text is built only from validated identifiers and integers formatted here.
+* SQL text is built only from validated identifiers (backquoted) and integers
+  formatted here; every other value is a bound query parameter.
+* Health queries read metadata (``INFORMATION_SCHEMA.TABLES``/``PARTITIONS``) in one
+  query per dataset, and bind time bounds in the column's own type (DATE, DATETIME or
+  TIMESTAMP: BigQuery doesn't compare across them).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared import identifiers
@@ -32,7 +36,12 @@ from shared.models import (
     JobStateName,
     JobStatus,
     LoadRequest,
+    PhaseStats,
+    RunError,
+    RunHistory,
+    RunHistoryQuery,
     TableInfo,
+    TableMetadata,
     TableSpec,
     schema_from_api,
     schema_to_api,
@@ -55,6 +64,22 @@ def epoch_millis(instant: datetime) -> int:
 
 def _from_millis(value: object) -> datetime:
     return _EPOCH + timedelta(milliseconds=int(str(value))) if value is not None else _EPOCH
+
+
+def quoted_column(name: str) -> str:
+    """A column reference for SQL text: validated, then backquoted (``AT`` etc. are reserved)."""
+    return f"`{identifiers.table_id(name)}`"
+
+
+def as_utc_datetime(value: object, what: str) -> datetime | None:
+    """TIMESTAMP, DATETIME (taken as UTC) or DATE (its midnight, UTC) as an aware datetime."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime.combine(value, time.min, UTC)
+    raise BadInput(f"{what} is not a DATE, DATETIME or TIMESTAMP column")
 
 
 def table_info_from_resource(table: TableRef, resource: Mapping[str, Any]) -> TableInfo:
@@ -129,22 +154,42 @@ class BigQueryWarehouse:
         name = identifiers.table_id(table.table)
         return f"`{project}.{dataset}.{name}`"
 
-    def _scalar(self, sql: str, what: str) -> int:
+    def _query(self, sql: str, what: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a read-only query with bound parameters; all rows as tuples."""
+        from google.cloud.bigquery import QueryJobConfig
         from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY
 
         with translated(what):
             rows = self.client.query_and_wait(
                 sql,
+                job_config=QueryJobConfig(query_parameters=list(parameters)),
                 location=self.location,
                 retry=self._retry,
                 job_retry=DEFAULT_JOB_RETRY.with_timeout(self.retry_deadline),
                 api_timeout=self.retry_deadline,
                 wait_timeout=self.retry_deadline,
             )
-            values = [row[0] for row in rows]
-        if len(values) != 1:
-            raise PermanentError(f"{what}: expected one row, got {len(values)}")
-        return int(values[0])
+            return [tuple(row.values()) for row in rows]
+
+    def _scalar(self, sql: str, what: str) -> int:
+        rows = self._query(sql, what)
+        if len(rows) != 1:
+            raise PermanentError(f"{what}: expected one row, got {len(rows)}")
+        return int(rows[0][0])
+
+    def _time_parameter(self, name: str, field_type: str | None, instant: datetime) -> Any:
+        """``instant`` bound in the column's own type (BigQuery doesn't coerce between them)."""
+        from google.cloud.bigquery import ScalarQueryParameter
+
+        utc = instant.astimezone(UTC)
+        if field_type == "DATE":
+            return ScalarQueryParameter(name, "DATE", utc.date())
+        if field_type == "DATETIME":
+            return ScalarQueryParameter(name, "DATETIME", utc.replace(tzinfo=None))
+        return ScalarQueryParameter(name, "TIMESTAMP", utc)
+
+    def _column_types(self, table: TableRef) -> dict[str, str]:
+        return {f.name: f.type for f in self.get_table(table).schema}
 
     # -- tables -------------------------------------------------------------------------
     def list_tables(self, dataset: str) -> list[str]:
@@ -203,6 +248,8 @@ class BigQueryWarehouse:
 
         if not spec.schema:
             raise BadInput(f"{table}: a table needs at least one column")
+        for field in spec.schema:  # the same check as the local warehouse
+            identifiers.table_id(field.name)
         resource: dict[str, Any] = {
             "tableReference": {
                 "projectId": self.project,
@@ -235,6 +282,111 @@ class BigQueryWarehouse:
                 )
         except AlreadyExists as exc:
             raise AlreadyExists(f"table {table} already exists") from exc
+
+    # -- health -------------------------------------------------------------------------
+    def ping(self) -> None:
+        with translated("datasets.list"):
+            list(
+                self.client.list_datasets(
+                    max_results=1, retry=self._retry, timeout=self.retry_deadline
+                )
+            )
+
+    def dataset_metadata(self, dataset: str, tables: Sequence[str]) -> dict[str, TableMetadata]:
+        from google.cloud.bigquery import ArrayQueryParameter, DatasetReference
+
+        identifiers.dataset_id(dataset)
+        names = [identifiers.table_id(t) for t in tables]
+        if not names:
+            return {}
+        with translated(f"datasets.get {dataset}"):  # NotFound for a missing dataset
+            self.client.get_dataset(
+                DatasetReference(self.project, dataset),
+                retry=self._retry,
+                timeout=self.retry_deadline,
+            )
+        views = f"{identifiers.project_id(self.project)}.{dataset}.INFORMATION_SCHEMA"
+        # One query: every listed table that exists (TABLES), with what its partitions
+        # say (PARTITIONS; "__NULL__", "__UNPARTITIONED__" … are not partition dates).
+        sql = (
+            "SELECT t.table_name, p.last_modified, p.newest_partition, p.total_rows "
+            f"FROM `{views}.TABLES` AS t LEFT JOIN ("
+            "SELECT table_name, MAX(last_modified_time) AS last_modified, "
+            "MAX(IF(partition_id IS NULL OR STARTS_WITH(partition_id, '__'), NULL, "
+            "partition_id)) AS newest_partition, SUM(total_rows) AS total_rows "
+            f"FROM `{views}.PARTITIONS` WHERE table_name IN UNNEST(@tables) "
+            "GROUP BY table_name) AS p ON p.table_name = t.table_name "
+            "WHERE t.table_name IN UNNEST(@tables)"
+        )
+        rows = self._query(
+            sql, f"metadata of {dataset}", [ArrayQueryParameter("tables", "STRING", names)]
+        )
+        return {
+            str(name): TableMetadata(
+                table=str(name),
+                last_modified=as_utc_datetime(modified, f"{dataset}.{name} last_modified_time"),
+                newest_partition=str(partition) if partition is not None else None,
+                rows=int(total) if total is not None else None,
+            )
+            for name, modified, partition, total in rows
+        }
+
+    def newest_value(
+        self, table: TableRef, column: str, partition_field: str | None, since: date | None
+    ) -> datetime | None:
+        sql = f"SELECT MAX({quoted_column(column)}) FROM {self._sql_table(table)}"
+        parameters = []
+        if partition_field and since:
+            types = self._column_types(table)
+            midnight = datetime.combine(since, time.min, UTC)
+            sql += f" WHERE {quoted_column(partition_field)} >= @since"
+            parameters.append(self._time_parameter("since", types.get(partition_field), midnight))
+        rows = self._query(sql, f"newest {column} in {table}", parameters)
+        value = rows[0][0] if rows else None
+        return as_utc_datetime(value, f"{table}.{column}")
+
+    def run_history(self, query: RunHistoryQuery) -> RunHistory:
+        from google.cloud.bigquery import ArrayQueryParameter
+
+        phase, processor = quoted_column(query.phase_column), quoted_column(query.processor_column)
+        status, at = quoted_column(query.status_column), quoted_column(query.time_column)
+        error = quoted_column(query.error_column) if query.error_column else "NULL"
+        source = self._sql_table(query.table)
+        time_type = self._column_types(query.table).get(query.time_column)
+        parameters = [
+            ArrayQueryParameter("ok", "STRING", list(query.success_values)),
+            self._time_parameter("since", time_type, query.since),
+        ]
+        phases = self._query(
+            f"SELECT {phase}, COUNT(*), COUNTIF({status} IN UNNEST(@ok)), MAX({at}) "
+            f"FROM {source} WHERE {at} >= @since GROUP BY 1 ORDER BY 1",
+            f"run history of {query.table}",
+            parameters,
+        )
+        errors = self._query(
+            f"SELECT {at}, {phase}, {processor}, {status}, {error} FROM {source} "
+            f"WHERE {at} >= @since AND NOT {status} IN UNNEST(@ok) "
+            f"ORDER BY 1 DESC LIMIT {int(query.error_limit):d}",
+            f"recent errors in {query.table}",
+            parameters,
+        )
+        what = f"{query.table}.{query.time_column}"
+        return RunHistory(
+            phases=tuple(
+                PhaseStats(str(p), int(n), int(ok), as_utc_datetime(last, what))
+                for p, n, ok, last in phases
+            ),
+            errors=tuple(
+                RunError(
+                    as_utc_datetime(t, what),
+                    str(p),
+                    str(pr),
+                    str(st),
+                    None if m is None else str(m),
+                )
+                for t, p, pr, st, m in errors
+            ),
+        )
 
     # -- jobs ---------------------------------------------------------------------------
     def start_extract(self, request: ExtractRequest) -> JobStatus:
@@ -326,4 +478,6 @@ class BigQueryWarehouse:
             error=error,
             destination_file_count=file_count,
             output_rows=output_rows,
+            started=job.started,
+            ended=job.ended,
         )

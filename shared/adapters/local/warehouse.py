@@ -55,8 +55,8 @@ from shared.models import (
     RunHistory,
     RunHistoryQuery,
     SchemaField,
-    TableMetadata,
     TableInfo,
+    TableMetadata,
     TableSpec,
     schema_from_api,
     schema_to_api,
@@ -553,14 +553,21 @@ class LocalWarehouse:
         os.replace(tmp, path)
 
     def _create_job(self, record: dict[str, Any]) -> bool:
-        """Atomically create the job record; False if the id is taken (BigQuery's 409)."""
+        """Atomically create the job record; False if the id is taken (BigQuery's 409).
+
+        The record is written to a temporary file and linked into place, so no reader
+        ever sees a job file without its content.
+        """
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.jobs_dir, prefix=".new-")
         try:
-            fd = os.open(self._job_path(record["job_id"]), os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            with os.fdopen(fd, "w", encoding="utf-8") as fo:
+                json.dump(record, fo)
+            os.link(tmp, self._job_path(record["job_id"]))
         except FileExistsError:
             return False
-        with os.fdopen(fd, "w", encoding="utf-8") as fo:
-            json.dump(record, fo)
+        finally:
+            os.unlink(tmp)
         return True
 
     def _status(self, record: Mapping[str, Any]) -> JobStatus:

@@ -1,0 +1,1 @@
+"""Contract tests: one suite per port, run against the local and the GCP adapters."""

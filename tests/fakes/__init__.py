@@ -1,0 +1,1 @@
+"""Reusable fakes and emulator shims for tests that exercise the GCP adapters offline."""
