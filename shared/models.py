@@ -91,16 +91,16 @@ class TableInfo:
             "numRows": str(self.num_rows),
             "numBytes": str(self.num_bytes),
             "lastModifiedTime": str(int(self.modified.timestamp() * 1000)),
-            "labels": dict(self.labels),
         }
-        if self.time_partitioning:
-            out["timePartitioning"] = dict(self.time_partitioning)
-        if self.range_partitioning:
-            out["rangePartitioning"] = dict(self.range_partitioning)
-        if self.clustering:
-            out["clustering"] = {"fields": list(self.clustering)}
-        if self.description:
-            out["description"] = self.description
+        spec = TableSpec(
+            self.schema,
+            self.time_partitioning,
+            self.range_partitioning,
+            self.clustering,
+            self.description,
+            self.labels,
+        )
+        out.update(spec.resource_fields())
         return out
 
 
@@ -125,6 +125,22 @@ class TableSpec:
             description=resource.get("description"),
             labels=dict(resource.get("labels") or {}),
         )
+
+    def resource_fields(self) -> dict[str, Any]:
+        """The table-resource fields this spec sets (the inverse of ``from_resource``)."""
+        out: dict[str, Any] = {
+            "schema": {"fields": schema_to_api(self.schema)},
+            "labels": dict(self.labels),
+        }
+        if self.time_partitioning:
+            out["timePartitioning"] = dict(self.time_partitioning)
+        if self.range_partitioning:
+            out["rangePartitioning"] = dict(self.range_partitioning)
+        if self.clustering:
+            out["clustering"] = {"fields": list(self.clustering)}
+        if self.description:
+            out["description"] = self.description
+        return out
 
 
 @dataclass(frozen=True)

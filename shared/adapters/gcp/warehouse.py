@@ -256,17 +256,8 @@ class BigQueryWarehouse:
                 "datasetId": table.dataset,
                 "tableId": table.table,
             },
-            "schema": {"fields": schema_to_api(spec.schema)},
-            "labels": dict(spec.labels),
+            **spec.resource_fields(),
         }
-        if spec.time_partitioning:
-            resource["timePartitioning"] = dict(spec.time_partitioning)
-        if spec.range_partitioning:
-            resource["rangePartitioning"] = dict(spec.range_partitioning)
-        if spec.clustering:
-            resource["clustering"] = {"fields": list(spec.clustering)}
-        if spec.description:
-            resource["description"] = spec.description
         if replace:
             with translated(f"tables.delete {table}"):
                 self.client.delete_table(

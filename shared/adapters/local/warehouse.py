@@ -430,16 +430,8 @@ class LocalWarehouse:
         verb = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE"
         cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.dataset)}")
         cur.execute(f"{verb} {qualified(table)} ({', '.join(columns)})")
-        resource: dict[str, Any] = {}
-        if spec.time_partitioning:
-            resource["timePartitioning"] = dict(spec.time_partitioning)
-        if spec.range_partitioning:
-            resource["rangePartitioning"] = dict(spec.range_partitioning)
-        if spec.clustering:
-            resource["clustering"] = {"fields": list(spec.clustering)}
-        if spec.description:
-            resource["description"] = spec.description
-        resource["labels"] = dict(spec.labels)
+        resource = spec.resource_fields()
+        del resource["schema"]  # kept in its own column
         self._set_meta(table, schema=spec.schema, resource=resource)
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
