@@ -92,13 +92,18 @@ def _describe(error: Mapping[str, Any]) -> str:
 
 
 def parse_backup_request(payload: bytes) -> BackupRequest:
-    text = payload.decode("utf-8", errors="strict") if payload else ""
+    try:
+        text = payload.decode("utf-8", errors="strict") if payload else ""
+    except UnicodeDecodeError:
+        raise BadInput("message body is not UTF-8") from None
     if not text.strip():
         return BackupRequest()
     try:
         body = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadInput(f"message body is not JSON ({exc.msg})") from None
+    except RecursionError:
+        raise BadInput("message body is nested too deeply") from None
     if not isinstance(body, dict):
         raise BadInput("message body must be a JSON object")
     if isinstance(body.get("date"), str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", body["date"]):

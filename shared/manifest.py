@@ -140,4 +140,5 @@ class RunLayout:
     def job_id(self, table: TableRef, attempt: int) -> str:
         """Deterministic job id of (run, table, attempt), unique per bucket and prefix."""
         scope = hashlib.sha256(f"{self.bucket}/{self.prefix}".encode()).hexdigest()[:8]
-        return f"opsuite_backup_{self.run_id}_{scope}_{table.dataset}_{table.table}_a{attempt}"
+        # "-" cannot occur in a dataset id, so dataset-table is unambiguous
+        return f"opsuite_backup_{self.run_id}_{scope}_{table.dataset}-{table.table}_a{attempt}"

@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -65,6 +66,8 @@ T = TypeVar("T")
 Outcome = Literal["complete", "partial", "failed", "already_done", "continued", "dry_run"]
 JSON = "application/json"
 EVENT_CLAIM_STALE_SECONDS = 600
+EVENT_WAIT_SECONDS = 20
+CONTINUATION_PUBLISH_SECONDS = 30
 
 
 class Progress(Protocol):
@@ -124,6 +127,16 @@ def _dump(model: BaseModel) -> bytes:
     return model.model_dump_json(indent=2).encode()
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(model: type[M], raw: bytes, name: str) -> M:
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise PermanentError(f"{name} is corrupt ({exc.error_count()} problems)") from exc
+
+
 def read_manifest(store: ObjectStore, layout: RunLayout) -> Manifest | None:
     try:
         raw = store.read(layout.bucket, layout.name(MANIFEST))
@@ -175,6 +188,13 @@ class BackupRun:
         run_id = request.run_id or run_id_for(
             self.run_date, [str(t) for t in requested] if requested else None
         )
+        if self.run_date > deps.now().date():
+            raise BadInput(f"date {self.run_date} is in the future")
+        expected = run_id_for(self.run_date, [str(t) for t in requested] if requested else None)
+        if request.run_id is not None and request.run_id != expected:
+            raise BadInput(f"run_id {request.run_id} does not belong to that date and table set")
+        if request.continuation and request.run_id is None:
+            raise BadInput("continuation is only valid together with its run_id")
         self.layout = RunLayout(self.s.bucket, self.s.prefix, run_id)
         self.requested = requested
         self.deadline = 0.0
@@ -228,7 +248,7 @@ class BackupRun:
             raw = self._retry(lambda: self.deps.store.read(self.s.bucket, self.layout.name(CLAIM)))
         except NotFound:
             return None
-        return RunClaim.model_validate_json(raw)
+        return _parse(RunClaim, raw, self.layout.name(CLAIM))
 
     def _claim(self, tables: list[TableRef], missing: list[str]) -> RunClaim:
         now = self.deps.now()
@@ -297,6 +317,8 @@ class BackupRun:
         existing = self._existing_result(table)
         if existing is not None:
             return existing
+        if self.deps.clock.monotonic() >= self.deadline:
+            raise _Pending  # started no later than the budget allows
         try:
             result = self._export_table(claim, table)
         except (DeadlineReached, _Pending):
@@ -315,7 +337,7 @@ class BackupRun:
             raw = self._retry(lambda: self.deps.store.read(self.s.bucket, name))
         except NotFound:
             return None
-        return TableResult.model_validate_json(raw)
+        return _parse(TableResult, raw, name)
 
     def _record_result(self, result: TableResult) -> TableResult:
         name = f"{self.layout.table_dir(result.ref)}/{RESULT}"
@@ -380,6 +402,7 @@ class BackupRun:
                 resource_uri=self.layout.uri(resource_name),
                 verification=verification,
             )
+        self._clean_other_attempts(table, keep=0)  # nothing of a failed table stays
         raise PermanentError(f"gave up after {self.s.max_attempts} attempts: {last_error}")
 
     def _job(self, table: TableRef, claim: RunClaim, attempt: int, job_id: str) -> JobStatus:
@@ -438,6 +461,8 @@ class BackupRun:
             )
         rows = 0
         for i, obj in enumerate(objects):
+            if d.clock.monotonic() >= self.deadline:
+                raise _Pending  # the job is done; a continuation verifies it
             with d.store.open(obj.bucket, obj.name) as fo:
                 stats = scan_avro(fo, obj.uri)
             if stats.size != obj.size:
@@ -480,13 +505,21 @@ class BackupRun:
         }
         if self.request.tables:
             body["tables"] = list(self.request.tables)
-        created = self.deps.store.write_once(self.s.bucket, marker, json.dumps(body).encode(), JSON)
-        if created is not None:  # one continuation per step, however many deliveries
-            self.deps.publisher.publish(
-                self.s.trigger_topic,
-                json.dumps(body).encode(),
-                {"run_id": self.layout.run_id, "continuation": str(nxt)},
+        d = self.deps
+        # Publish first, then record it: a crash in between at worst publishes the same
+        # step twice (harmless, the run resumes idempotently); the reverse order could
+        # record a continuation that was never sent and strand the run.
+        if d.store.stat(self.s.bucket, marker) is None:
+            retry_transient(
+                lambda: d.publisher.publish(
+                    self.s.trigger_topic,
+                    json.dumps(body).encode(),
+                    {"run_id": self.layout.run_id, "continuation": str(nxt)},
+                ),
+                deadline=d.clock.monotonic() + CONTINUATION_PUBLISH_SECONDS,
+                clock=d.clock,
             )
+            d.store.write_once(self.s.bucket, marker, json.dumps(body).encode(), JSON)
         logger.info(
             "time budget reached, continuing in a new invocation",
             extra={
@@ -556,19 +589,22 @@ class BackupRun:
             return
         claim_name = self.layout.name(EVENT_CLAIM)
         now = d.now()
-        claim_body = json.dumps({"claimed_at": now.isoformat()}).encode()
+        nonce = uuid.uuid4().hex
+        claim_body = json.dumps({"claimed_at": now.isoformat(), "nonce": nonce}).encode()
         claimed = self._retry(
             lambda: d.store.write_once(self.s.bucket, claim_name, claim_body, JSON)
         )
         if claimed is None:
             previous = json.loads(d.store.read(self.s.bucket, claim_name))
-            age = (now - datetime.fromisoformat(previous["claimed_at"])).total_seconds()
-            if age < EVENT_CLAIM_STALE_SECONDS:
-                return  # another delivery is publishing it right now
-            logger.warning(
-                "event claim is stale without a publish; publishing again",
-                extra={"fields": {"run_id": manifest.run_id, "claim_age_seconds": round(age)}},
-            )
+            if previous.get("nonce") != nonce:  # not our own write answered twice
+                age = (now - datetime.fromisoformat(previous["claimed_at"])).total_seconds()
+                if age < EVENT_CLAIM_STALE_SECONDS:
+                    self._await_event(done, manifest)
+                    return
+                logger.warning(
+                    "event claim is stale without a publish; publishing again",
+                    extra={"fields": {"run_id": manifest.run_id, "claim_age_seconds": round(age)}},
+                )
         event_type = "backup.completed" if manifest.status == "complete" else "backup.failed"
         body = {
             "type": event_type,
@@ -581,18 +617,37 @@ class BackupRun:
             "failed": [{"source": t.source, "error": t.error} for t in manifest.failed],
             "errors": manifest.errors,
         }
-        message_id = self._retry(
+        message_id = retry_transient(  # its own short deadline: the run's may be spent
             lambda: d.publisher.publish(
                 self.s.events_topic,
                 json.dumps(body).encode(),
                 {"event_type": event_type, "run_id": manifest.run_id, "status": manifest.status},
-            )
+            ),
+            deadline=d.clock.monotonic() + CONTINUATION_PUBLISH_SECONDS,
+            clock=d.clock,
         )
         d.store.write_once(
             self.s.bucket,
             done,
             json.dumps({"message_id": message_id, "type": event_type}).encode(),
             JSON,
+        )
+
+    def _await_event(self, done: str, manifest: Manifest) -> None:
+        """Another delivery claimed the event: wait for its done marker, else redeliver.
+
+        Returning would acknowledge this delivery; if the claimant died before
+        publishing, nobody would ever publish. Raising makes Pub/Sub come back later,
+        when the claim is done or stale.
+        """
+        d = self.deps
+        until = d.clock.monotonic() + EVENT_WAIT_SECONDS
+        while d.clock.monotonic() < until:
+            if d.store.stat(self.s.bucket, done) is not None:
+                return
+            d.clock.sleep(0.2)
+        raise TransientError(
+            f"run {manifest.run_id}: another delivery is publishing the event; retry later"
         )
 
 

@@ -26,6 +26,9 @@ def handle_backup_event(data: object, context: Mapping[str, Any]) -> BackupOutco
         message = parse_pubsub_envelope(data)
         fields["message_id"] = message.message_id
         request = parse_backup_request(message.data)
+        if request.date is None and message.publish_time is not None:
+            # a redelivery after midnight still belongs to the night it was sent for
+            request = request.model_copy(update={"date": message.publish_time.date()})
         settings, adapters = settings_and_adapters()
         age = event_age_seconds(message, datetime.now(UTC))
         if age is not None and age > settings.backups.max_event_age_seconds:

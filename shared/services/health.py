@@ -155,6 +155,8 @@ def parse_health_params(params: dict[str, list[str]]) -> HealthRequest:
         if bad or not names:
             raise BadInput(f"unknown check {bad[0][:40]!r}" if bad else "checks is empty")
         checks = tuple(dict.fromkeys(names))
+        if mode == "quick" and FULL_ONLY & set(checks):
+            raise BadInput("the pipeline check runs queries: use mode=full")
     return HealthRequest(mode=mode, checks=checks)  # type: ignore[arg-type]
 
 
@@ -290,15 +292,17 @@ def check_backups(deps: HealthDeps, mode: Mode) -> list[CheckEntry]:
     age_status = freshness_status(
         age, thresholds.warn_after.seconds, thresholds.error_after.seconds
     )
-    verified = all(
-        t.verification is not None and t.verification.ok
-        for t in manifest.tables
-        if t.status == "complete"
-    )
+    complete = [t for t in manifest.tables if t.status == "complete"]
+    verified = all(t.verification is not None and t.verification.ok for t in complete)
+    rows_unchecked = [
+        t.source for t in complete if t.verification and t.verification.rows_exported is None
+    ]
     run_statuses: dict[str, Status] = {"complete": "pass", "partial": "warn", "failed": "fail"}
     run_status = run_statuses[manifest.status]
     if not verified:
         run_status = "fail"
+    elif rows_unchecked and run_status == "pass":
+        run_status = "warn"  # files listed, but their rows were not counted
     component = f"run {manifest.run_id}"
     entries = [
         CheckEntry(
@@ -321,7 +325,12 @@ def check_backups(deps: HealthDeps, mode: Mode) -> list[CheckEntry]:
             manifest.status,
             None,
             "; ".join(f"{t.source}: {t.error}" for t in manifest.failed)[:500]
-            or ("" if verified else "a table's files were not verified"),
+            or ("" if verified else "a table's files were not verified")
+            or (
+                f"rows not counted in the files of {len(rows_unchecked)} tables"
+                if rows_unchecked
+                else ""
+            ),
             {
                 "tables": len(manifest.tables),
                 "failedTables": len(manifest.failed),

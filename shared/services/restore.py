@@ -121,7 +121,11 @@ def restore_run(
                 target=str(targets[e.source]),
                 status="planned",
                 rows_expected=e.rows,
-                error="exists: would be replaced" if str(targets[e.source]) in existing else None,
+                error=(
+                    ("exists: would be replaced" if force else "exists: needs --force")
+                    if str(targets[e.source]) in existing
+                    else None
+                ),
             )
             for e in entries
         ]

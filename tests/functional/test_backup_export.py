@@ -144,6 +144,11 @@ HOSTILE = [
     pytest.param(pubsub_event({"tables": ["nba_analytics.`x`"]}), id="backticks"),
     pytest.param(pubsub_event({"tables": ["../etc.passwd"]}), id="path-traversal"),
     pytest.param(pubsub_event({"run_id": "../../x"}), id="hostile-run-id"),
+    pytest.param(pubsub_event(b"\xff\xfe"), id="not-utf8"),
+    pytest.param(pubsub_event(b"[" * 60_000), id="deeply-nested"),
+    pytest.param(pubsub_event({"date": "2099-12-31"}), id="future-date"),
+    pytest.param(pubsub_event({"run_id": "20200101"}), id="run-id-of-another-date"),
+    pytest.param(pubsub_event({"continuation": 1000}), id="continuation-without-run"),
 ]
 
 
@@ -353,3 +358,69 @@ def test_transient_error_before_the_run_starts_asks_for_redelivery(
     assert response.status_code == 500  # raised: Pub/Sub redelivers
     with pytest.raises(NotFound):
         a.store.read(BUCKET, f"backups/{TODAY}/_run.json")
+
+
+class FlakyPublisher:
+    """Fails the first ``failures`` publishes with a transient error."""
+
+    def __init__(self, inner: Any, failures: int) -> None:
+        self.inner, self.failures = inner, failures
+
+    def publish(self, topic: str, data: bytes, attributes: dict[str, str]) -> str:
+        if self.failures > 0:
+            self.failures -= 1
+            raise TransientError("503 from Pub/Sub")
+        return self.inner.publish(topic, data, attributes)  # type: ignore[no-any-return]
+
+    def messages(self, topic: str) -> list[dict[str, Any]]:
+        return self.inner.messages(topic)  # type: ignore[no-any-return]
+
+
+def test_a_failed_continuation_publish_is_retried_not_lost(stack: Stack, post_event: Any) -> None:
+    settings = stack.settings.model_copy(
+        update={"backups": stack.settings.backups.model_copy(update={"time_budget_seconds": 0.01})}
+    )
+    a = stack.adapters
+
+    class NeverDone(FaultyWarehouse):
+        def get_job(self, job_id: str) -> JobStatus:
+            super().get_job(job_id)
+            return JobStatus(job_id, "RUNNING")
+
+    runtime.use(
+        settings,
+        Adapters(a.backend, NeverDone(a.warehouse), a.store, FlakyPublisher(a.publisher, 2)),  # type: ignore[arg-type]
+    )
+    assert post_event(pubsub_event()).status_code == 200
+    (continuation,) = stack.messages("opsuite-backup-trigger")
+    assert continuation["attributes"] == {"run_id": TODAY, "continuation": "1"}
+    assert a.store.stat(BUCKET, f"backups/{TODAY}/_continuation-1.json") is not None
+
+
+def test_event_claimed_by_a_dead_delivery_is_published_later(stack: Stack, post_event: Any) -> None:
+    post_event(pubsub_event())
+    store = stack.adapters.store
+    run = f"backups/{TODAY}"
+    # GIVEN a delivery that claimed the event and died before publishing it
+    store.delete(BUCKET, f"{run}/_event.json")
+    store.delete(BUCKET, f"{run}/_event.claim.json")
+    stack.paths.pubsub.joinpath("opsuite-backup-events.jsonl").unlink()
+    fresh = {"claimed_at": datetime.now(UTC).isoformat(), "nonce": "someone-else"}
+    store.write(BUCKET, f"{run}/_event.claim.json", json.dumps(fresh).encode(), "application/json")
+    from shared.services import backup as backup_module
+
+    backup_module.EVENT_WAIT_SECONDS = 0.3  # type: ignore[misc]
+    try:
+        # WHEN a redelivery finds the fresh claim: it must not acknowledge silently
+        assert post_event(pubsub_event(message_id="redelivery-1")).status_code == 500
+        assert stack.messages("opsuite-backup-events") == []
+        # AND once the claim is stale, the next redelivery publishes
+        stale = {**fresh, "claimed_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat()}
+        store.write(
+            BUCKET, f"{run}/_event.claim.json", json.dumps(stale).encode(), "application/json"
+        )
+        assert post_event(pubsub_event(message_id="redelivery-2")).status_code == 200
+    finally:
+        backup_module.EVENT_WAIT_SECONDS = 20  # type: ignore[misc]
+    (event,) = stack.messages("opsuite-backup-events")
+    assert event["attributes"]["run_id"] == TODAY

@@ -56,6 +56,7 @@ def test_params_defaults_and_subset() -> None:
         ({"checks": [" , "]}, "checks is empty"),
         ({"mode": ["x" * 201]}, "longer than 200"),
         ({"verbose": ["1"]}, "unknown parameter"),
+        ({"checks": ["pipeline"]}, "use mode=full"),
     ],
 )
 def test_bad_params(params: dict[str, list[str]], message: str) -> None:

@@ -126,3 +126,10 @@ def test_run_ids_and_job_ids_are_deterministic() -> None:
     assert layout.destination_uri(ref, 2, "avro") == (
         "gs://bkt/backups/20261122/nba_analytics/player_game_summary/attempt-2/part-*.avro"
     )
+
+
+def test_job_ids_of_lookalike_tables_differ() -> None:
+    layout = RunLayout("bkt", "backups", "20261122")
+    assert layout.job_id(TableRef("nba_raw", "games"), 1) != layout.job_id(
+        TableRef("nba", "raw_games"), 1
+    )
