@@ -57,6 +57,18 @@ class Warehouse(Protocol):
 
     def start_load(self, request: LoadRequest) -> JobStatus: ...
 
+    def delete_table(self, table: TableRef) -> None:
+        """Drop ``table``; no error if it does not exist."""
+        ...
+
+    def replace_table(self, target: TableRef, source: TableRef) -> None:
+        """Give ``target`` the rows and definition of ``source`` (same dataset), drop ``source``.
+
+        Until this call succeeds the old ``target`` is untouched: restore loads and checks
+        into ``source`` first, so a failed load never empties a live table.
+        """
+        ...
+
     # -- health -------------------------------------------------------------------------
     def ping(self) -> None:
         """Cheapest authenticated call that proves the warehouse answers."""

@@ -8,6 +8,7 @@ with the manifest and time each table: the measured recovery time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -131,8 +132,13 @@ def restore_run(
         ]
         return RestoreReport(run_id, planned, deps.monotonic() - started)
 
+    duplicates = sorted({str(t) for t in targets.values() if list(targets.values()).count(t) > 1})
+    if duplicates:
+        raise BadInput(f"two tables would be restored into the same target: {duplicates[0]}")
+
     def one(entry: TableResult) -> RestoredTable:
-        result = _restore_table(manifest, entry, targets[entry.source], deps, force)
+        target = targets[entry.source]
+        result = _restore_table(manifest, entry, target, deps, str(target) in existing)
         deps.on_table(result)
         return result
 
@@ -155,24 +161,28 @@ def restore_run(
 
 
 def _restore_table(
-    manifest: Manifest, entry: TableResult, target: TableRef, deps: RestoreDeps, force: bool
+    manifest: Manifest, entry: TableResult, target: TableRef, deps: RestoreDeps, exists: bool
 ) -> RestoredTable:
+    """Load one table; an existing target is only replaced once the new rows check out."""
     t0 = deps.monotonic()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    # an existing (live) target is replaced only after a staging copy loaded and verified
+    staging = TableRef(target.dataset, f"_opsuite_restore_{stamp}_{target.table}"[:1024])
+    load_into = staging if exists else target
     try:
         if not entry.resource_uri:
             raise PermanentError("the manifest has no table resource for this table")
         bucket, name = split_gs_uri(entry.resource_uri)
         spec = TableSpec.from_resource(json.loads(deps.store.read(bucket, name)))
         deps.warehouse.ensure_dataset(target.dataset)
-        deps.warehouse.create_table(target, spec, replace=force)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        deps.warehouse.create_table(load_into, spec)
         job_id = (
-            f"opsuite_restore_{manifest.run_id}_{entry.ref.dataset}_{entry.ref.table}"
-            f"_to_{target.dataset}_{stamp}"
+            f"opsuite_restore_{manifest.run_id}_{entry.ref.dataset}-{entry.ref.table}"
+            f"_to_{target.dataset}-{target.table}_{stamp}"
         )
         request = LoadRequest(
             job_id=job_id,
-            destination=target,
+            destination=load_into,
             source_uris=tuple(f.uri for f in entry.files),
             schema=spec.schema,
             format=manifest.format,
@@ -188,17 +198,23 @@ def _restore_table(
             raise PermanentError(
                 f"load job {job_id}: {status.error.reason}: {status.error.message}"
             )
-        rows = deps.warehouse.count_rows(target)
+        rows = deps.warehouse.count_rows(load_into)
         if entry.rows is not None and rows != entry.rows:
             raise PermanentError(f"restored {rows} rows, the manifest records {entry.rows}")
+        if exists:
+            deps.warehouse.replace_table(target, staging)
         return RestoredTable(
             entry.source, str(target), "restored", entry.rows, rows, deps.monotonic() - t0
         )
     except OpsuiteError as exc:
+        if exists:
+            with contextlib.suppress(OpsuiteError):
+                deps.warehouse.delete_table(staging)
+        detail = f"{exc}; {target} was left as it was" if exists else str(exc)
         logger.error(
             "table restore failed",
-            extra={"fields": {"table": entry.source, "target": str(target), "error": str(exc)}},
+            extra={"fields": {"table": entry.source, "target": str(target), "error": detail}},
         )
         return RestoredTable(
-            entry.source, str(target), "failed", entry.rows, None, deps.monotonic() - t0, str(exc)
+            entry.source, str(target), "failed", entry.rows, None, deps.monotonic() - t0, detail
         )

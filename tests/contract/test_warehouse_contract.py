@@ -128,6 +128,27 @@ def test_create_existing_table_is_already_exists_unless_replaced(backend: Backen
     assert backend.warehouse.count_rows(table) == 0
 
 
+def test_replace_table_swaps_in_the_source_and_drops_it(backend: Backend) -> None:
+    # restore's case: the staging table has the live table's schema (bqemulator cannot
+    # copy over a table with another schema; BigQuery's WRITE_TRUNCATE takes the source's)
+    live = backend.create_source_table("live", SIMPLE_SPEC, simple_rows(5))
+    staging = backend.create_source_table("staging", SIMPLE_SPEC, simple_rows(3))
+
+    backend.warehouse.replace_table(live, staging)
+
+    assert backend.warehouse.count_rows(live) == 3
+    assert [f.name for f in backend.warehouse.get_table(live).schema] == ["id", "name"]
+    assert not backend.warehouse.table_exists(staging)
+    assert backend.warehouse.list_tables(backend.dataset) == ["live"]
+
+
+def test_delete_table_is_idempotent(backend: Backend) -> None:
+    table = backend.create_source_table("doomed", SIMPLE_SPEC, simple_rows(1))
+    backend.warehouse.delete_table(table)
+    backend.warehouse.delete_table(table)
+    assert not backend.warehouse.table_exists(table)
+
+
 def test_ensure_dataset_is_idempotent(backend: Backend) -> None:
     backend.warehouse.ensure_dataset(backend.dataset)
     backend.warehouse.ensure_dataset(backend.dataset)
@@ -404,3 +425,24 @@ def test_bigquery_list_tables_follows_every_page_token(gcp: tuple[Backend, GcpSt
     )
     assert [r.param("pageToken") for r in pages] == [None, "2", "4"]
     assert {r.param("maxResults") for r in pages} == {"2"}
+
+
+def test_bigquery_replace_table_is_one_truncating_copy_job(gcp: tuple[Backend, GcpStack]) -> None:
+    backend, stack = gcp
+    live = backend.create_source_table("live", SIMPLE_SPEC, simple_rows(2))
+    staging = backend.create_source_table("staging", SIMPLE_SPEC, simple_rows(4))
+
+    backend.warehouse.replace_table(live, staging)
+
+    (insert,) = stack.bq_shim.recorded(
+        lambda r: (
+            r.method == "POST"
+            and r.path.endswith("/jobs")
+            and "copy" in (r.json or {}).get("configuration", {})
+        )
+    )
+    config = insert.json["configuration"]["copy"]
+    assert [t["tableId"] for t in config["sourceTables"]] == ["staging"]
+    assert config["destinationTable"]["tableId"] == "live"
+    assert config["writeDisposition"] == "WRITE_TRUNCATE"
+    assert config["createDisposition"] == "CREATE_IF_NEEDED"

@@ -173,3 +173,34 @@ def test_failed_tables_cannot_be_restored(tmp_path: Path) -> None:
     (summary,) = list_runs(stack.adapters.store, BUCKET, "backups")
     assert (summary.status, summary.tables, summary.failed) == ("failed", 1, 1)
     stack.adapters.close()
+
+
+def test_a_failed_forced_restore_leaves_the_live_table_alone(typed: Stack) -> None:
+    run_id = _backup(typed)
+    wh: Any = typed.adapters.warehouse
+    wh.execute("DELETE FROM types_ds.all_types WHERE id < 100")
+    before = wh.execute("SELECT * FROM types_ds.all_types ORDER BY id")
+    store: Any = typed.adapters.store
+    first = typed.manifest(run_id).tables[0].files[0].uri.removeprefix(f"gs://{BUCKET}/")
+    store.write(BUCKET, first, store.read(BUCKET, first)[:-40], "application/avro")  # corrupt
+
+    report = restore_run(run_id, _restore_deps(typed), force=True)
+
+    assert not report.ok
+    assert "types_ds.all_types was left as it was" in (report.tables[0].error or "")
+    assert wh.execute("SELECT * FROM types_ds.all_types ORDER BY id") == before
+    assert wh.list_tables("types_ds") == ["all_types"]  # no staging table left behind
+
+
+def test_restoring_two_tables_into_one_target_is_refused(tmp_path: Path) -> None:
+    stack = make_stack(tmp_path, tables=["a_ds.same", "b_ds.same"])
+    wh: Any = stack.adapters.warehouse
+    for ds in ("a_ds", "b_ds"):
+        wh.create_table(
+            TableRef(ds, "same"), TableSpec(schema_from_api([{"name": "x", "type": "INT64"}]))
+        )
+        wh.execute(f"INSERT INTO {ds}.same VALUES (1)")
+    run_id = _backup(stack)
+    with pytest.raises(BadInput, match="same target: merged.same"):
+        restore_run(run_id, _restore_deps(stack), target_dataset="merged")
+    stack.adapters.close()

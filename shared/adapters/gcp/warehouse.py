@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from google.cloud import bigquery
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+REPLACE_TIMEOUT_SECONDS = 3600.0
 _JOB_STATES: dict[str, JobStateName] = {"PENDING": "PENDING", "RUNNING": "RUNNING", "DONE": "DONE"}
 
 
@@ -434,6 +435,53 @@ class BigQueryWarehouse:
         except AlreadyExists:
             return self.get_job(job_id)
         return self._status(job)
+
+    def delete_table(self, table: TableRef) -> None:
+        with translated(f"tables.delete {table}"):
+            self.client.delete_table(
+                self._table_ref(table),
+                not_found_ok=True,
+                retry=self._retry,
+                timeout=self.retry_deadline,
+            )
+
+    def replace_table(self, target: TableRef, source: TableRef) -> None:
+        """A copy job ``source`` → ``target`` (WRITE_TRUNCATE), then ``source`` is dropped.
+
+        The copy replaces the target's rows and schema in one job; if it fails (e.g. the
+        target has an incompatible partitioning), the target is untouched and the
+        caller decides what happens to ``source``.
+        """
+        import uuid
+
+        from google.cloud.bigquery import CopyJobConfig
+
+        if target.dataset != source.dataset:
+            raise BadInput("replace_table needs source and target in the same dataset")
+        job_id = identifiers.job_id(
+            f"opsuite_swap_{target.dataset}-{target.table}_{uuid.uuid4().hex[:12]}"
+        )
+        config = CopyJobConfig(  # type: ignore[no-untyped-call, unused-ignore]
+            write_disposition="WRITE_TRUNCATE", create_disposition="CREATE_IF_NEEDED"
+        )
+        with translated(f"copy {source} over {target} as job {job_id}"):
+            job = self.client.copy_table(
+                self._table_ref(source),
+                self._table_ref(target),
+                job_id=job_id,
+                location=self.location,
+                job_config=config,
+                retry=self._retry,
+                timeout=self.retry_deadline,
+            )
+            job.result(retry=self._retry, timeout=REPLACE_TIMEOUT_SECONDS)
+        status = self._status(job)
+        if status.error is not None:
+            raise PermanentError(
+                f"copy {source} over {target} failed ({status.error.reason}: "
+                f"{status.error.message}); {target} is unchanged"
+            )
+        self.delete_table(source)
 
     def get_job(self, job_id: str) -> JobStatus:
         identifiers.job_id(job_id)

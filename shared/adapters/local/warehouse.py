@@ -434,6 +434,37 @@ class LocalWarehouse:
         del resource["schema"]  # kept in its own column
         self._set_meta(table, schema=spec.schema, resource=resource)
 
+    def delete_table(self, table: TableRef) -> None:
+        cur = self.cursor()
+        cur.execute(f"DROP TABLE IF EXISTS {qualified(table)}")
+        cur.execute(
+            f"DELETE FROM {META_SCHEMA}.tables WHERE dataset = ? AND table_name = ?",
+            [table.dataset, table.table],
+        )
+
+    def replace_table(self, target: TableRef, source: TableRef) -> None:
+        if target.dataset != source.dataset:
+            raise BadInput("replace_table needs source and target in the same dataset")
+        self._require(source)
+        cur = self.cursor()
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            cur.execute(f"DROP TABLE IF EXISTS {qualified(target)}")
+            cur.execute(f"ALTER TABLE {qualified(source)} RENAME TO {quote(target.table)}")
+            cur.execute(
+                f"DELETE FROM {META_SCHEMA}.tables WHERE dataset = ? AND table_name = ?",
+                [target.dataset, target.table],
+            )
+            cur.execute(
+                f"UPDATE {META_SCHEMA}.tables SET table_name = ?, modified_at = ? "
+                "WHERE dataset = ? AND table_name = ?",
+                [target.table, _now(), source.dataset, source.table],
+            )
+            cur.execute("COMMIT")
+        except Exception:
+            cur.execute("ROLLBACK")
+            raise
+
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run trusted SQL (seeding, tests). Never called with user-supplied text."""
         cur = self.cursor()
