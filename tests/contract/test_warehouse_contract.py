@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -434,13 +435,11 @@ def test_bigquery_replace_table_is_one_truncating_copy_job(gcp: tuple[Backend, G
 
     backend.warehouse.replace_table(live, staging)
 
-    (insert,) = stack.bq_shim.recorded(
-        lambda r: (
-            r.method == "POST"
-            and r.path.endswith("/jobs")
-            and "copy" in (r.json or {}).get("configuration", {})
-        )
-    )
+    def is_this_copy(r: Any) -> bool:
+        copy = ((r.json or {}).get("configuration") or {}).get("copy") or {}
+        return bool(copy) and copy["destinationTable"]["datasetId"] == backend.dataset
+
+    (insert,) = stack.bq_shim.recorded(is_this_copy)
     config = insert.json["configuration"]["copy"]
     assert [t["tableId"] for t in config["sourceTables"]] == ["staging"]
     assert config["destinationTable"]["tableId"] == "live"

@@ -201,6 +201,6 @@ def test_restoring_two_tables_into_one_target_is_refused(tmp_path: Path) -> None
         )
         wh.execute(f"INSERT INTO {ds}.same VALUES (1)")
     run_id = _backup(stack)
-    with pytest.raises(BadInput, match="same target: merged.same"):
+    with pytest.raises(BadInput, match=r"same target: merged\.same"):
         restore_run(run_id, _restore_deps(stack), target_dataset="merged")
     stack.adapters.close()
