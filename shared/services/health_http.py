@@ -37,6 +37,18 @@ def _json(
 def respond(
     method: str, params: Mapping[str, Sequence[str]], raw_query: bytes = b""
 ) -> tuple[int, dict[str, str], str]:
+    """The health endpoint; whatever goes wrong, the caller gets a JSON answer."""
+    try:
+        return _respond(method, params, raw_query)
+    except Exception:  # never a bare 500 or a stack trace to the caller
+        logger.exception("health check failed unexpectedly")
+        body = {"status": "fail", "output": "the health check failed unexpectedly; see its logs"}
+        return _json(503, body, {"Cache-Control": "no-store", "Content-Type": MEDIA_TYPE})
+
+
+def _respond(
+    method: str, params: Mapping[str, Sequence[str]], raw_query: bytes
+) -> tuple[int, dict[str, str], str]:
     no_store = {"Cache-Control": "no-store", "Content-Type": "application/json"}
     if method not in ("GET", "HEAD"):
         return _json(405, {"error": f"method {method[:10]} not allowed", "allowed": ["GET"]},

@@ -235,3 +235,17 @@ def test_misconfiguration_is_a_503_document_not_a_bare_500(
     assert json.loads(response.data) == {
         "status": "fail", "output": "the health check is misconfigured; see its logs"
     }  # fmt: skip
+
+
+def test_an_unexpected_error_is_a_503_document_without_a_trace(
+    demo: Stack, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken() -> Any:
+        raise ImportError("google.cloud.bigquery is not installed")
+
+    monkeypatch.setattr("shared.services.health_http.settings_and_adapters", broken)
+    response = client.get("/")
+    assert response.status_code == 503
+    text = response.get_data(as_text=True)
+    assert "Traceback" not in text and "google.cloud" not in text
+    assert json.loads(text)["status"] == "fail"
