@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from typing import Any, Literal
 
+from shared.errors import BadInput
 from shared.identifiers import TableRef
 
 JobStateName = Literal["PENDING", "RUNNING", "DONE"]
@@ -201,6 +202,17 @@ class ObjectInfo:
     @property
     def uri(self) -> str:
         return f"gs://{self.bucket}/{self.name}"
+
+
+def as_utc_datetime(value: object, what: str) -> datetime | None:
+    """TIMESTAMP, DATETIME (taken as UTC) or DATE (its midnight, UTC) as an aware datetime."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime.combine(value, time.min, UTC)
+    raise BadInput(f"{what} is not a DATE, DATETIME or TIMESTAMP column")
 
 
 def split_gs_uri(uri: str) -> tuple[str, str]:

@@ -34,7 +34,6 @@ from shared.config import BackupSettings
 from shared.errors import (
     BadInput,
     NotFound,
-    OpsuiteError,
     PermanentError,
     TransientError,
     VerificationError,
@@ -99,12 +98,6 @@ class BackupOutcome:
     plan: list[PlannedTable] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     continuation: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome in ("complete", "already_done", "dry_run", "continued") and (
-            self.manifest is None or self.manifest.status == "complete"
-        )
 
 
 @dataclass
@@ -674,7 +667,6 @@ __all__ = [
     "BackupDeps",
     "BackupOutcome",
     "BackupRun",
-    "OpsuiteError",
     "read_manifest",
     "resolve_tables",
     "run_backup",

@@ -43,6 +43,7 @@ from shared.models import (
     TableInfo,
     TableMetadata,
     TableSpec,
+    as_utc_datetime,
     schema_from_api,
     schema_to_api,
 )
@@ -70,17 +71,6 @@ def _from_millis(value: object) -> datetime:
 def quoted_column(name: str) -> str:
     """A column reference for SQL text: validated, then backquoted (``AT`` etc. are reserved)."""
     return f"`{identifiers.table_id(name)}`"
-
-
-def as_utc_datetime(value: object, what: str) -> datetime | None:
-    """TIMESTAMP, DATETIME (taken as UTC) or DATE (its midnight, UTC) as an aware datetime."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, date):
-        return datetime.combine(value, time.min, UTC)
-    raise BadInput(f"{what} is not a DATE, DATETIME or TIMESTAMP column")
 
 
 def table_info_from_resource(table: TableRef, resource: Mapping[str, Any]) -> TableInfo:
@@ -260,13 +250,7 @@ class BigQueryWarehouse:
             **spec.resource_fields(),
         }
         if replace:
-            with translated(f"tables.delete {table}"):
-                self.client.delete_table(
-                    self._table_ref(table),
-                    not_found_ok=True,
-                    retry=self._retry,
-                    timeout=self.retry_deadline,
-                )
+            self.delete_table(table)
         try:
             with translated(f"tables.insert {table}"):
                 self.client.create_table(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,6 +23,9 @@ from shared.models import ObjectInfo
 class LocalObjectStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        # CRC32C per (path, size, mtime): listing must not re-read every unchanged object
+        self._crc_cache: dict[tuple[str, int, int], str] = {}
+        self._crc_lock = threading.Lock()
 
     def _path(self, bucket: str, name: str) -> Path:
         identifiers.bucket_name(bucket)
@@ -41,9 +45,16 @@ class LocalObjectStore:
         return Path(tmp)
 
     def _info(self, bucket: str, name: str, path: Path) -> ObjectInfo:
-        with path.open("rb") as fo:
-            crc = crc32c_b64_stream(fo)
-        return ObjectInfo(bucket=bucket, name=name, size=path.stat().st_size, crc32c=crc)
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        with self._crc_lock:
+            crc = self._crc_cache.get(key)
+        if crc is None:
+            with path.open("rb") as fo:
+                crc = crc32c_b64_stream(fo)
+            with self._crc_lock:
+                self._crc_cache[key] = crc
+        return ObjectInfo(bucket=bucket, name=name, size=st.st_size, crc32c=crc)
 
     def write(self, bucket: str, name: str, data: bytes, content_type: str) -> ObjectInfo:
         path = self._path(bucket, name)

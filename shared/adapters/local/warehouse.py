@@ -28,7 +28,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ from shared.models import (
     TableInfo,
     TableMetadata,
     TableSpec,
+    as_utc_datetime,
     schema_from_api,
     schema_to_api,
     split_gs_uri,
@@ -523,14 +524,7 @@ class LocalWarehouse:
             sql += f" WHERE {quote(identifiers.table_id(partition_field))} >= ?"
             params.append(since)
         row = self.cursor().execute(sql, params).fetchone()
-        value = row[0] if row else None
-        if value is None:
-            return None
-        if isinstance(value, datetime):
-            return value if value.tzinfo else value.replace(tzinfo=UTC)
-        if isinstance(value, date):
-            return datetime.combine(value, time.min, UTC)
-        raise BadInput(f"{table}.{column} is not a DATE or TIMESTAMP column")
+        return as_utc_datetime(row[0] if row else None, f"{table}.{column}")
 
     def run_history(self, query: RunHistoryQuery) -> RunHistory:
         self._require(query.table)
