@@ -40,8 +40,10 @@ demo: install
 bench: install
 	$(BIN)/python bench/run.py --output BENCHMARKS.md
 
+# exec: the server replaces the recipe's shell, so a SIGTERM that make passes on to its
+# child (or Ctrl-C) reaches the server itself instead of leaving it running on $(PORT).
 serve: install
-	OPSUITE_CONFIG=$(CONFIG) $(BIN)/functions-framework --target $(FN) --source functions/$(FN)/main.py --host 127.0.0.1 --port $(PORT)
+	OPSUITE_CONFIG=$(CONFIG) exec $(BIN)/functions-framework --target $(FN) --source functions/$(FN)/main.py --host 127.0.0.1 --port $(PORT)
 
 # Cloud Functions builds only the uploaded directory: copy shared/ and the config in.
 package:

@@ -5,29 +5,37 @@ Exit codes scripts can rely on:
   1  finished with problems (partial backup, verification findings, a table not restored)
   2  failed (no table backed up or restored)
   64 bad usage or input        75 transient failure: try again        78 configuration error
+  141 the reader of the output went away (``opsuite ... | head``), as for any tool killed by
+      SIGPIPE; the command itself had finished
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
+import os
+import re
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import date
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO, cast
 
-from shared.composition import Adapters, build_adapters
+from shared.composition import Adapters, LocalPaths, build_adapters
 from shared.config import DEFAULT_CONFIG_PATH, Settings, load_settings, resolve_backend
-from shared.errors import BadInput, ConfigError, OpsuiteError, TransientError
+from shared.errors import BadInput, ConfigError, NotFound, OpsuiteError, TransientError
 from shared.events import BackupRequest
 from shared.identifiers import TableRef
+from shared.manifest import CLAIM, MANIFEST, RunLayout
 from shared.progress import TableProgress
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_FAILED = 0, 1, 2
 EXIT_USAGE, EXIT_TRANSIENT, EXIT_CONFIG = 64, 75, 78
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell shows for a writer whose reader left
 EXAMPLE_CONFIG = "config/opsuite.example.yaml"
 DEMO_RESTORE_TABLE = "nba_analytics.player_game_summary"
 DEMO_RESTORE_DATASET = "nba_restore_drill"
@@ -38,6 +46,32 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
+
+
+def _date_arg(value: str) -> str:
+    """``--date``: a real calendar date written YYYY-MM-DD; anything else is refused."""
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD (e.g. 2026-11-22), got {value!r}")
+    try:
+        date.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date in YYYY-MM-DD ({exc})") from None
+    return value
+
+
+#: Run ids as shared/manifest.py ``run_id_for`` makes them (and shared/events.py accepts).
+_RUN_ID = re.compile(r"[0-9]{8}(-[0-9a-f]{8})?")
+
+
+def _run_arg(value: str) -> str:
+    """A run id's shape is checked before it becomes an object name (``../x``, 300 chars)."""
+    if not _RUN_ID.fullmatch(value):
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        raise argparse.ArgumentTypeError(
+            f"{shown!r} is not a run id (expected YYYYMMDD or YYYYMMDD-<8 hex>; "
+            "see opsuite backups list)"
+        )
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
 
     b = sub.add_parser("backup", help="run the backup for a date (default: today, UTC)")
-    b.add_argument("--date", help="YYYY-MM-DD")
+    b.add_argument("--date", type=_date_arg, help="YYYY-MM-DD")
     b.add_argument("--table", action="append", dest="tables", metavar="DATASET.TABLE")
     b.add_argument("--dry-run", action="store_true", help="show what would be exported")
     b.add_argument("--json", action="store_true")
@@ -64,11 +98,11 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true")
 
     v = sub.add_parser("verify", help="re-check a run's files against its manifest")
-    v.add_argument("run")
+    v.add_argument("run", type=_run_arg)
     v.add_argument("--json", action="store_true")
 
     r = sub.add_parser("restore", help="load a run's tables back into the warehouse")
-    r.add_argument("--run", required=True)
+    r.add_argument("--run", required=True, type=_run_arg)
     r.add_argument("--table", action="append", dest="tables", metavar="DATASET.TABLE")
     r.add_argument("--target-dataset", help="restore beside the originals, into this dataset")
     r.add_argument("--force", action="store_true", help="replace existing tables")
@@ -93,6 +127,72 @@ def _settings(args: argparse.Namespace) -> Settings:
             print(f"note: {DEFAULT_CONFIG_PATH} not found, using {EXAMPLE_CONFIG}", file=sys.stderr)
             path = EXAMPLE_CONFIG
     return load_settings(path)
+
+
+_GS_URI = re.compile(r"gs://[^\s'\"(),]+")
+
+
+def _where(settings: Settings, adapters: Adapters, uri: str) -> str:
+    """Where a ``gs://`` location really is for this backend: on disk for ``local``."""
+    if adapters.backend != "local" or not uri.startswith("gs://"):
+        return uri
+    return f"{LocalPaths(Path(settings.local.root)).gcs}/{uri.removeprefix('gs://')}"
+
+
+def _where_in(settings: Settings, adapters: Adapters, text: str) -> str:
+    """``text`` with every ``gs://`` location in it shown as :func:`_where` shows it."""
+    return _GS_URI.sub(lambda m: _where(settings, adapters, m.group(0)), text)
+
+
+def _backups_location(settings: Settings, adapters: Adapters) -> str:
+    b = settings.backups
+    return _where(settings, adapters, f"gs://{b.bucket}/{b.prefix + '/' if b.prefix else ''}")
+
+
+def _no_such_run(settings: Settings, adapters: Adapters, run_id: str, exc: NotFound) -> Exception:
+    """A NotFound from verify/restore: bad input if it is the run the user named that is missing."""
+    b = settings.backups
+    layout = RunLayout(b.bucket, b.prefix, run_id)
+    if adapters.store.stat(b.bucket, layout.name(MANIFEST)) is not None:
+        return exc  # the run is there: something else is missing
+    where = _backups_location(settings, adapters)
+    if adapters.store.stat(b.bucket, layout.name(CLAIM)) is not None:
+        return BadInput(
+            f"backup run {run_id} has not finished (no manifest yet in {where}); "
+            "see opsuite backups list"
+        )
+    return BadInput(f"no backup run {run_id} in {where}; see opsuite backups list")
+
+
+class _ProgressStream(io.TextIOBase):
+    """stderr for progress lines: once its reader has gone (``2>&1 | head``), progress goes
+    nowhere instead of raising BrokenPipeError in the middle of a backup or restore."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._gone = False
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                self._stream.write(text)
+            except BrokenPipeError:
+                self._gone = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._gone = True
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+
+def _progress(label: str) -> TableProgress:
+    return TableProgress(label, cast(TextIO, _ProgressStream(sys.stderr)))
 
 
 def _print_json(data: Any) -> None:
@@ -139,20 +239,27 @@ def cmd_backup(settings: Settings, adapters: Adapters, args: argparse.Namespace)
     from shared.services.backup import run_backup_to_end
 
     body: dict[str, Any] = {"dry_run": bool(args.dry_run)}
-    if args.date:
+    if args.date is not None:
         body["date"] = args.date
     if args.tables:
         body["tables"] = args.tables
     request: BackupRequest = parse_backup_request(json.dumps(body).encode())
-    progress = TableProgress("backup")
+    progress = _progress("backup")
     outcome = run_backup_to_end(request, _backup_deps(settings, adapters, progress))
     if outcome.outcome == "dry_run":
+        existing = outcome.manifest  # the run exists already: there is nothing to export
         if args.json:
-            _print_json({"run_id": outcome.run_id, "plan": [asdict(p) for p in outcome.plan]})
+            _print_json({"run_id": outcome.run_id, "plan": [asdict(p) for p in outcome.plan],
+                         "existing_status": existing.status if existing else None})  # fmt: skip
+        elif existing is not None:
+            print(
+                f"dry run: run {existing.run_id} is already {existing.status} "
+                f"({len(existing.tables)} tables); nothing to do"
+            )
         else:
             print(f"dry run: run {outcome.run_id} would export {len(outcome.plan)} tables")
             for p in outcome.plan:
-                print(f"  {p.source:<48} -> {p.destination}")
+                print(f"  {p.source:<48} -> {_where(settings, adapters, p.destination)}")
         return EXIT_OK
     manifest = outcome.manifest
     assert manifest is not None
@@ -169,9 +276,9 @@ def cmd_backup(settings: Settings, adapters: Adapters, args: argparse.Namespace)
             f"at {manifest.instant:%Y-%m-%d %H:%M:%S} UTC"
         )
         for t in manifest.failed:
-            print(f"  FAILED {t.source}: {t.error}")
+            print(f"  FAILED {t.source}: {_where_in(settings, adapters, str(t.error))}")
         for e in manifest.errors:
-            print(f"  ERROR {e}")
+            print(f"  ERROR {_where_in(settings, adapters, e)}")
     return _outcome_code(manifest.status)
 
 
@@ -183,7 +290,7 @@ def cmd_backups_list(settings: Settings, adapters: Adapters, args: argparse.Name
         _print_json([asdict(r) for r in runs])
         return EXIT_OK
     if not runs:
-        print(f"no backup runs in gs://{settings.backups.bucket}/{settings.backups.prefix}/")
+        print(f"no backup runs in {_backups_location(settings, adapters)}")
     for r in runs:
         print(
             f"{r.run_id:<20} {r.status:<12} {r.tables - r.failed:>3}/{r.tables:<3} tables "
@@ -195,7 +302,12 @@ def cmd_backups_list(settings: Settings, adapters: Adapters, args: argparse.Name
 def cmd_verify(settings: Settings, adapters: Adapters, args: argparse.Namespace) -> int:
     from shared.services.inventory import verify_run
 
-    report = verify_run(adapters.store, settings.backups.bucket, settings.backups.prefix, args.run)
+    try:
+        report = verify_run(
+            adapters.store, settings.backups.bucket, settings.backups.prefix, args.run
+        )
+    except NotFound as exc:
+        raise _no_such_run(settings, adapters, args.run, exc) from None
     if args.json:
         _print_json(
             {"run_id": report.run_id, "ok": report.ok, "tables": [asdict(t) for t in report.tables]}
@@ -208,7 +320,7 @@ def cmd_verify(settings: Settings, adapters: Adapters, args: argparse.Namespace)
                 f"{t.rows if t.rows is not None else '?'} rows"
             )
             for problem in t.problems:
-                print(f"      {problem}")
+                print(f"      {_where_in(settings, adapters, problem)}")
         print(f"run {report.run_id}: {'verified' if report.ok else 'verification found problems'}")
     return EXIT_OK if report.ok else EXIT_PROBLEMS
 
@@ -224,7 +336,7 @@ def _restore(
 ) -> Any:
     from shared.services.restore import RestoreDeps, restore_run
 
-    progress = TableProgress("restore")
+    progress = _progress("restore")
     refs = [TableRef.parse(t) for t in tables] if tables else None
     deps = RestoreDeps(
         warehouse=adapters.warehouse,
@@ -240,9 +352,12 @@ def _restore(
 
 
 def cmd_restore(settings: Settings, adapters: Adapters, args: argparse.Namespace) -> int:
-    report = _restore(
-        settings, adapters, args.run, args.tables, args.target_dataset, args.force, args.dry_run
-    )
+    try:
+        report = _restore(
+            settings, adapters, args.run, args.tables, args.target_dataset, args.force, args.dry_run
+        )
+    except NotFound as exc:
+        raise _no_such_run(settings, adapters, args.run, exc) from None
     if args.json:
         _print_json({"run_id": report.run_id, "ok": report.ok, "seconds": report.seconds,
                      "tables": [asdict(t) for t in report.tables]})  # fmt: skip
@@ -254,7 +369,7 @@ def cmd_restore(settings: Settings, adapters: Adapters, args: argparse.Namespace
             if t.seconds is not None and t.status != "planned":
                 line += f", {t.seconds:.2f}s"
             if t.error:
-                line += f" ({t.error})"
+                line += f" ({_where_in(settings, adapters, t.error)})"
             print(line)
         print(
             f"restore of run {report.run_id}: {'ok' if report.ok else 'FAILED'} "
@@ -276,7 +391,7 @@ def cmd_demo(settings: Settings, adapters: Adapters, args: argparse.Namespace) -
     cmd_seed(settings, adapters, argparse.Namespace(json=False))
     print("\n2/4 nightly backup")
     outcome = run_backup_to_end(
-        BackupRequest(), _backup_deps(settings, adapters, TableProgress("backup"))
+        BackupRequest(), _backup_deps(settings, adapters, _progress("backup"))
     )
     manifest = outcome.manifest
     assert manifest is not None
@@ -291,14 +406,14 @@ def cmd_demo(settings: Settings, adapters: Adapters, args: argparse.Namespace) -
                         DEMO_RESTORE_DATASET, True, False)  # fmt: skip
     table = restored.tables[0]
     b = settings.backups
-    base = f"{settings.local.root}/gcs/{b.bucket}/{b.prefix}/{manifest.run_id}"
+    layout = RunLayout(b.bucket, b.prefix, manifest.run_id)
     print("\n== summary ==")
     print(f"backup run      {manifest.run_id}: {manifest.status}, "
           f"{len(manifest.tables) - len(manifest.failed)}/{len(manifest.tables)} tables, "
           f"{sum(t.rows or 0 for t in manifest.tables)} rows, "
           f"{sum(len(t.files) for t in manifest.tables)} files, "
           f"{sum(t.bytes for t in manifest.tables) / 1e6:.2f} MB (AVRO+SNAPPY)")  # fmt: skip
-    print(f"manifest        {base}/_manifest.json" if adapters.backend == "local" else "")
+    print(f"manifest        {_where(settings, adapters, layout.uri(layout.name(MANIFEST)))}")
     print(f"verification    {'all files check out' if report.ok else 'PROBLEMS found'}"
           f" ({sum(t.files for t in report.tables)} files re-read)")  # fmt: skip
     print(f"restore drill   {table.status}: {table.rows_restored}/{table.rows_expected} rows "
@@ -319,7 +434,7 @@ def cmd_health(settings: Settings, adapters: Adapters, args: argparse.Namespace)
     from shared.services.health import HealthDeps, parse_health_params, run_health
 
     params = {"mode": [args.mode]}
-    if args.checks:
+    if args.checks is not None:
         params["checks"] = [args.checks]
     request = parse_health_params(params)
     report = run_health(request, HealthDeps(settings, adapters.warehouse, adapters.store))
@@ -375,6 +490,20 @@ def _configure_cli_logging(verbose: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; a reader that goes away (``| head``) ends it quietly with 141."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # inside the try: a closed pipe shows up here at the latest
+    except BrokenPipeError:
+        # Python docs, "Note on SIGPIPE" (library/signal.html): point stdout at devnull so
+        # the interpreter's own flush at exit does not raise again, and exit non-zero.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     _configure_cli_logging(args.verbose)
     try:
@@ -388,16 +517,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_backups_list(settings, adapters, args)
         return COMMANDS[args.command](settings, adapters, args)
     except BadInput as exc:
-        print(f"opsuite: {exc}", file=sys.stderr)
+        print(f"opsuite: {_where_in(settings, adapters, str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except ConfigError as exc:
         print(f"opsuite: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except TransientError as exc:
-        print(f"opsuite: temporary failure, try again: {exc}", file=sys.stderr)
+        message = _where_in(settings, adapters, str(exc))
+        print(f"opsuite: temporary failure, try again: {message}", file=sys.stderr)
         return EXIT_TRANSIENT
     except OpsuiteError as exc:
-        print(f"opsuite: {exc}", file=sys.stderr)
+        print(f"opsuite: {_where_in(settings, adapters, str(exc))}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         adapters.close()

@@ -83,9 +83,27 @@ def build_adapters(settings: Settings, backend: Backend) -> Adapters:
     from shared.adapters.gcp.warehouse import BigQueryWarehouse
 
     gcp = settings.require_gcp()
+    # The backup runs max_concurrent_jobs threads over one client each: one pooled HTTP
+    # connection per thread (requests' default pool of 10 discards and reconnects).
+    connections = settings.backups.max_concurrent_jobs
     return Adapters(
         backend=backend,
-        warehouse=BigQueryWarehouse(gcp.project, gcp.location),
-        store=GcsObjectStore(gcp.project),
+        warehouse=BigQueryWarehouse(gcp.project, gcp.location, max_connections=connections),
+        store=GcsObjectStore(gcp.project, max_connections=connections),
         publisher=PubSubPublisher(gcp.project),
     )
+
+
+def build_object_store(backend: Backend, *, project: str | None, local_root: str) -> ObjectStore:
+    """Just the object store, from the few settings it needs (for when the full config
+    can't be read: the backup function still records that its trigger was rejected)."""
+    if backend == "local":
+        from shared.adapters.local.object_store import LocalObjectStore
+
+        return LocalObjectStore(LocalPaths(Path(local_root)).gcs)
+    from shared.adapters.gcp.object_store import GcsObjectStore
+    from shared.errors import ConfigError
+
+    if not project:
+        raise ConfigError("no project for the Cloud Storage client")
+    return GcsObjectStore(project)

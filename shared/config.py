@@ -110,6 +110,14 @@ class BackupSettings(_Model):
     max_file_bytes: int = Field(default=256 * 1024 * 1024, ge=64 * 1024, le=1_000_000_000)
     verify_avro_bytes_limit: int = Field(default=2 * 1024**3, ge=0)
     max_event_age_seconds: int = Field(default=24 * 3600, ge=60)
+    #: The datasets' time-travel window (BigQuery ``max_time_travel_hours``: 48-168, default
+    #: 168). A past date is backed up at its scheduled instant only while that instant is
+    #: inside the window; an older date is refused as bad input.
+    time_travel_hours: int = Field(default=168, ge=48, le=168)
+    #: When the nightly run is scheduled (UTC, ``HH:MM``): the instant a past date's backup
+    #: reads the tables at, so ``{"date": D}`` holds the data of the night of D.
+    #: Keep equal to Terraform's ``backup_schedule`` (default ``30 9 * * *`` in Etc/UTC).
+    schedule_utc: str = Field(default="09:30", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     trigger_topic: TopicId = "opsuite-backup-trigger"
     events_topic: TopicId = "opsuite-backup-events"
 
@@ -147,7 +155,7 @@ class Threshold(_Model):
         return self.count * _PERIOD_SECONDS[self.period]
 
 
-ColumnName = Annotated[str, AfterValidator(_as_value_error(identifiers.table_id))]
+ColumnName = Annotated[str, AfterValidator(_as_value_error(identifiers.column_name))]
 
 
 class FreshnessTable(_Model):
@@ -242,12 +250,78 @@ def _format_errors(exc: ValidationError, source: str) -> str:
 
 
 def parse_settings(data: object, source: str = "<config>") -> Settings:
+    if data is None:
+        raise ConfigError(f"{source}: the file is empty (expected a YAML mapping with 'backups')")
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a YAML mapping at the top level")
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, source)) from None
+    except RecursionError:
+        raise ConfigError(f"{source}: the configuration is nested too deeply") from None
+
+
+#: A config is a few KiB; refuse to slurp a wrong path like /dev/zero or a data file.
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+class _DuplicateKey(yaml.MarkedYAMLError):
+    pass
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``SafeLoader`` that refuses a key given twice in one mapping.
+
+    PyYAML keeps the last value silently (yaml/constructor.py ``construct_mapping``), so a
+    second ``backups:`` block would quietly replace the first.
+    """
+
+    def construct_mapping(
+        self, node: yaml.MappingNode, deep: bool = False
+    ) -> dict[object, object]:
+        seen: dict[tuple[str, str], int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            key = (key_node.tag, key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _DuplicateKey(
+                    problem=f"{key_node.value!r} is defined twice (lines {seen[key]} and {line})",
+                    problem_mark=key_node.start_mark,
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line out of PyYAML's multi-line message: where, and what."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        what = ", ".join(p for p in (exc.context, exc.problem) if p)
+        return f" (line {mark.line + 1}, column {mark.column + 1}): {what}"
+    if isinstance(exc, yaml.reader.ReaderError):
+        return f" (character {exc.position}): {str(exc).splitlines()[0]}"
+    return f": {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+
+
+def _read_config_text(chosen: Path) -> str:
+    try:
+        with chosen.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{chosen}: cannot read config ({exc.strerror or exc})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{chosen}: larger than {MAX_CONFIG_BYTES} bytes; not a config file")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{chosen}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}, "
+            f"line {line}); save the file as UTF-8"
+        ) from None
 
 
 def load_settings(
@@ -256,14 +330,13 @@ def load_settings(
     """Load the config: an explicit path beats ``$OPSUITE_CONFIG`` beats the default."""
     environ = os.environ if env is None else env
     chosen = Path(path or environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+    text = _read_config_text(chosen)
     try:
-        text = chosen.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{chosen}: cannot read config ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{chosen}: not valid YAML ({exc})") from None
+        raise ConfigError(f"{chosen}: not valid YAML{_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{chosen}: not valid YAML: nested too deeply") from None
     return parse_settings(data, str(chosen))
 
 

@@ -41,3 +41,15 @@ class AlreadyExists(PermanentError):
 
 class VerificationError(PermanentError):
     """An export or restore did not check out (files, sizes or row counts differ)."""
+
+
+class StillRunning(TransientError):
+    """A job was started but not seen to finish in time: its outcome is unknown.
+
+    Whatever the job reads (e.g. the staging table a copy job copies from) must be left in
+    place; look at ``job_id`` again later instead of cleaning up.
+    """
+
+    def __init__(self, message: str, job_id: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id

@@ -13,13 +13,14 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 from datetime import date as Date
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.identifiers import TableRef
+from shared.identifiers import TableRef, job_token
 
 RunStatus = Literal["complete", "partial", "failed"]
 TableStatus = Literal["complete", "failed"]
@@ -50,6 +51,9 @@ class Verification(_Record):
     rows_expected: int
     ok: bool
     detail: str = ""
+    #: Rows counted at the instant but not exported because they were still in the
+    #: table's streaming buffer (extract jobs read committed storage only).
+    streaming_buffer_rows: int | None = None
 
 
 class TableResult(_Record):
@@ -70,14 +74,32 @@ class TableResult(_Record):
         return TableRef.parse(self.source)
 
 
+class RejectedTable(_Record):
+    """A listed table the run can't back up under its name; recorded as a failed table."""
+
+    name: str  # "dataset.table" exactly as listed (may not parse as a TableRef)
+    error: str
+
+
 class RunClaim(_Record):
     run_id: str
     date: Date
     instant: datetime
     tables: list[str]
     missing_datasets: list[str] = Field(default_factory=list)
+    rejected_tables: list[RejectedTable] = Field(default_factory=list)
     created_at: datetime
     backend: str
+
+
+@dataclass(frozen=True)
+class TableSelection:
+    """What a run backs up, as its claim records it: the tables, the configured datasets
+    that don't exist, and the listed tables whose names can't be backed up."""
+
+    tables: list[TableRef]
+    missing_datasets: list[str] = field(default_factory=list)
+    rejected_tables: list[RejectedTable] = field(default_factory=list)
 
 
 class Manifest(_Record):
@@ -113,6 +135,28 @@ def run_id_for(run_date: Date, tables: list[str] | None) -> str:
     return f"{base}-{digest}"
 
 
+#: Cloud Storage object names are 1-1024 bytes of UTF-8 ("Object naming requirements").
+MAX_OBJECT_NAME_BYTES = 1024
+#: The longest run id (``YYYYMMDD-<8 hex>``) and the longest leaf under a table's
+#: directory (``attempt-10/part-<12 digits>.parquet``; max_attempts is at most 10).
+_LONGEST_RUN_ID = "YYYYMMDD-xxxxxxxx"
+_LONGEST_LEAF = "attempt-10/part-000000000000.parquet"
+
+
+def layout_problem(prefix: str, table: TableRef) -> str | None:
+    """Why ``table``'s objects can't be named under ``prefix`` (too long), else None."""
+    longest = RunLayout("b", prefix, _LONGEST_RUN_ID).name(
+        f"{table.dataset}/{table.table}/{_LONGEST_LEAF}"
+    )
+    size = len(longest.encode("utf-8"))
+    if size > MAX_OBJECT_NAME_BYTES:
+        return (
+            f"its backup object names would be {size} bytes, over Cloud Storage's "
+            f"{MAX_OBJECT_NAME_BYTES}-byte limit"
+        )
+    return None
+
+
 class RunLayout:
     """Object names of one run."""
 
@@ -140,5 +184,7 @@ class RunLayout:
     def job_id(self, table: TableRef, attempt: int) -> str:
         """Deterministic job id of (run, table, attempt), unique per bucket and prefix."""
         scope = hashlib.sha256(f"{self.bucket}/{self.prefix}".encode()).hexdigest()[:8]
-        # "-" cannot occur in a dataset id, so dataset-table is unambiguous
-        return f"opsuite_backup_{self.run_id}_{scope}_{table.dataset}-{table.table}_a{attempt}"
+        # "-" cannot occur in a dataset id, so dataset-table is unambiguous; the table part
+        # is kept for [A-Za-z0-9_] names and slug-hash otherwise (Unicode, spaces, dashes)
+        token = job_token(table.table)
+        return f"opsuite_backup_{self.run_id}_{scope}_{table.dataset}-{token}_a{attempt}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal
@@ -13,8 +13,17 @@ from shared.identifiers import TableRef
 JobStateName = Literal["PENDING", "RUNNING", "DONE"]
 
 #: BigQuery error reasons after which a retry under a new job id can succeed.
+#: The ``job*`` ones are google/cloud/bigquery/retry.py ``job_retry_reasons``.
 TRANSIENT_JOB_REASONS = frozenset(
-    {"backendError", "internalError", "rateLimitExceeded", "timeout", "jobInternalError"}
+    {
+        "backendError",
+        "internalError",
+        "rateLimitExceeded",
+        "timeout",
+        "jobBackendError",
+        "jobInternalError",
+        "jobRateLimitExceeded",
+    }
 )
 
 
@@ -61,6 +70,13 @@ class SchemaField:
         )
 
 
+def column_names(schema: Sequence[SchemaField]) -> Iterator[str]:
+    """Every column name in ``schema``, nested RECORD fields included (to validate them all)."""
+    for f in schema:
+        yield f.name
+        yield from column_names(f.fields)
+
+
 def schema_to_api(schema: Sequence[SchemaField]) -> list[dict[str, Any]]:
     return [f.to_api() for f in schema]
 
@@ -83,6 +99,11 @@ class TableInfo:
     clustering: tuple[str, ...] = ()
     description: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    #: BigQuery's ``requirePartitionFilter``: every query must filter on the partition column.
+    require_partition_filter: bool = False
+    #: ``streamingBuffer.estimatedRows`` when the table has rows not yet in managed storage
+    #: (extract jobs don't read them); None when there is no streaming buffer.
+    streaming_buffer_rows: int | None = None
 
     def resource(self) -> dict[str, Any]:
         """The table resource in the shape of BigQuery's ``tables.get`` JSON."""
@@ -93,16 +114,19 @@ class TableInfo:
             "numBytes": str(self.num_bytes),
             "lastModifiedTime": str(int(self.modified.timestamp() * 1000)),
         }
-        spec = TableSpec(
+        out.update(self.spec().resource_fields())
+        return out
+
+    def spec(self) -> TableSpec:
+        return TableSpec(
             self.schema,
             self.time_partitioning,
             self.range_partitioning,
             self.clustering,
             self.description,
             self.labels,
+            self.require_partition_filter,
         )
-        out.update(spec.resource_fields())
-        return out
 
 
 @dataclass(frozen=True)
@@ -115,16 +139,24 @@ class TableSpec:
     clustering: tuple[str, ...] = ()
     description: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    require_partition_filter: bool = False
 
     @classmethod
     def from_resource(cls, resource: Mapping[str, Any]) -> TableSpec:
+        # BigQuery has carried the flag in two places: the table's top-level
+        # ``requirePartitionFilter`` and (deprecated) ``timePartitioning.requirePartitionFilter``.
+        partitioning = resource.get("timePartitioning")
+        require = bool(resource.get("requirePartitionFilter")) or bool(
+            isinstance(partitioning, Mapping) and partitioning.get("requirePartitionFilter")
+        )
         return cls(
             schema=schema_from_api(resource.get("schema", {}).get("fields", [])),
-            time_partitioning=resource.get("timePartitioning"),
+            time_partitioning=partitioning,
             range_partitioning=resource.get("rangePartitioning"),
             clustering=tuple(resource.get("clustering", {}).get("fields", ())),
             description=resource.get("description"),
             labels=dict(resource.get("labels") or {}),
+            require_partition_filter=require,
         )
 
     def resource_fields(self) -> dict[str, Any]:
@@ -141,6 +173,8 @@ class TableSpec:
             out["clustering"] = {"fields": list(self.clustering)}
         if self.description:
             out["description"] = self.description
+        if self.require_partition_filter:
+            out["requirePartitionFilter"] = True
         return out
 
 
@@ -230,6 +264,8 @@ class TableMetadata:
     last_modified: datetime | None
     newest_partition: str | None  # partition id, e.g. "20261121"
     rows: int | None
+    #: rows still in the streaming buffer (not in ``rows``; extract jobs skip them)
+    streaming_buffer_rows: int | None = None
 
 
 @dataclass(frozen=True)

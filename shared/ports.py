@@ -27,6 +27,10 @@ from shared.models import (
 class Warehouse(Protocol):
     """BigQuery-shaped warehouse: tables, metadata and jobs."""
 
+    #: Can tables be read as of a past instant (BigQuery time travel)? The local
+    #: warehouse can't: it reads a table as it is now, or refuses.
+    time_travel: bool
+
     def list_tables(self, dataset: str) -> list[str]:
         """All table ids in ``dataset`` (every page). NotFound if the dataset is missing."""
         ...
@@ -35,11 +39,17 @@ class Warehouse(Protocol):
 
     def table_exists(self, table: TableRef) -> bool: ...
 
-    def row_count_at(self, table: TableRef, instant: datetime) -> int:
-        """Rows in ``table`` as of ``instant`` (time travel)."""
+    def row_count_at(
+        self, table: TableRef, instant: datetime, *, info: TableInfo | None = None
+    ) -> int:
+        """Rows in ``table`` as of ``instant`` (time travel).
+
+        ``info`` (the table's :meth:`get_table`) spares a metadata call: a table that
+        requires a partition filter is counted with a predicate covering every partition.
+        """
         ...
 
-    def count_rows(self, table: TableRef) -> int: ...
+    def count_rows(self, table: TableRef, *, info: TableInfo | None = None) -> int: ...
 
     def start_extract(self, request: ExtractRequest) -> JobStatus:
         """Insert the extract job; an existing job with the same id is attached to, not redone."""
@@ -74,8 +84,16 @@ class Warehouse(Protocol):
         """Cheapest authenticated call that proves the warehouse answers."""
         ...
 
-    def dataset_metadata(self, dataset: str, tables: Sequence[str]) -> dict[str, TableMetadata]:
-        """Metadata of ``tables`` in ONE metadata query for the dataset; absent = missing."""
+    def dataset_metadata(
+        self, dataset: str, tables: Sequence[str], *, partitions: bool = True
+    ) -> dict[str, TableMetadata]:
+        """Metadata of the existing ``tables`` (absent = missing); NotFound for the dataset.
+
+        Without ``partitions`` only free metadata calls are made (no query) and
+        ``newest_partition`` is None; with it, the newest partition id of each table
+        (integer-range ids compared as numbers) from at most one metadata query per
+        1000 tables.
+        """
         ...
 
     def newest_value(

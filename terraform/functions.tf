@@ -31,6 +31,8 @@ module "backup_export" {
   environment_variables = {
     OPSUITE_BACKEND = "gcp"
     OPSUITE_CONFIG  = "opsuite.yaml"
+    # where a trigger rejected for an unreadable config is still recorded (health reports it)
+    OPSUITE_BACKUP_BUCKET = google_storage_bucket.backup.name
   }
 
   event_trigger = {

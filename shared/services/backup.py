@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -49,10 +49,13 @@ from shared.manifest import (
     RESULT,
     FileEntry,
     Manifest,
+    RejectedTable,
     RunClaim,
     RunLayout,
     TableResult,
+    TableSelection,
     Verification,
+    layout_problem,
     run_id_for,
 )
 from shared.models import ExtractRequest, JobStatus, ObjectInfo
@@ -67,6 +70,9 @@ JSON = "application/json"
 EVENT_CLAIM_STALE_SECONDS = 600
 EVENT_WAIT_SECONDS = 20
 CONTINUATION_PUBLISH_SECONDS = 30
+#: A past date's instant must be this far inside the time-travel window: the run itself
+#: (continuations included) reads the tables for a while after it starts.
+TIME_TRAVEL_MARGIN = timedelta(hours=1)
 
 
 class Progress(Protocol):
@@ -98,6 +104,8 @@ class BackupOutcome:
     plan: list[PlannedTable] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     continuation: int | None = None
+    #: listed tables whose names can't be backed up (a dry run shows them; a run fails them)
+    rejected: list[RejectedTable] = field(default_factory=list)
 
 
 @dataclass
@@ -145,21 +153,42 @@ def read_manifest(store: ObjectStore, layout: RunLayout) -> Manifest | None:
 
 def resolve_tables(
     settings: BackupSettings, warehouse: Warehouse, requested: Sequence[TableRef] | None
-) -> tuple[list[TableRef], list[str]]:
+) -> TableSelection:
     """The configured tables (explicit + every page of each selected dataset).
 
-    Returns the tables and the configured datasets that don't exist. A request may
-    only narrow the configured set: naming anything else is bad input.
+    Also returns the configured datasets that don't exist, and the listed tables whose
+    names can't be backed up (a name BigQuery allows but we don't, or one whose object
+    names would be too long): those are failed tables of the run, never an abort. A
+    request may only narrow the configured set: naming anything else is bad input.
     """
     selected = set(settings.table_refs)
     missing: list[str] = []
+    rejected: dict[str, RejectedTable] = {}
+    for table in settings.table_refs:
+        problem = layout_problem(settings.prefix, table)
+        if problem is not None:
+            selected.discard(table)
+            rejected[str(table)] = RejectedTable(name=str(table), error=problem)
     for selector in settings.datasets:
         try:
             names = warehouse.list_tables(selector.name)
         except NotFound:
             missing.append(selector.name)
             continue
-        selected.update(TableRef(selector.name, n) for n in names if selector.selects(n))
+        for name in names:
+            if not selector.selects(name):
+                continue
+            source = f"{selector.name}.{name}"
+            try:
+                table = TableRef(selector.name, name)
+            except BadInput as exc:
+                rejected[source] = RejectedTable(name=source, error=str(exc))
+                continue
+            problem = layout_problem(settings.prefix, table)
+            if problem is not None:
+                rejected[source] = RejectedTable(name=source, error=f"{source}: {problem}")
+                continue
+            selected.add(table)
     if requested is not None:
         unknown = sorted(str(t) for t in set(requested) - selected)
         if unknown:
@@ -167,13 +196,16 @@ def resolve_tables(
                 f"tables not in the backup configuration: {', '.join(unknown)} "
                 f"(configured: {len(selected)} tables)"
             )
-        return sorted(set(requested)), []
-    return sorted(selected), missing
+        return TableSelection(sorted(set(requested)))
+    return TableSelection(sorted(selected), missing, [rejected[k] for k in sorted(rejected)])
 
 
 class BackupRun:
-    def __init__(self, deps: BackupDeps, request: BackupRequest) -> None:
+    def __init__(
+        self, deps: BackupDeps, request: BackupRequest, published_at: datetime | None = None
+    ) -> None:
         self.deps = deps
+        self.published_at = published_at
         self.s = deps.settings
         self.request = request
         self.run_date: date = request.date or deps.now().date()
@@ -210,12 +242,16 @@ class BackupRun:
             return BackupOutcome(layout.run_id, "already_done", manifest=manifest)
         claim = self._read_claim()
         if claim is None:
-            tables, missing = self._retry(
-                lambda: resolve_tables(self.s, d.warehouse, self.requested)
-            )
+            instant = self._new_instant()  # refuses a date whose instant can't be read
+            selection = self._retry(lambda: resolve_tables(self.s, d.warehouse, self.requested))
             if self.request.dry_run:
-                return BackupOutcome(layout.run_id, "dry_run", plan=self._plan(tables))
-            claim = self._claim(tables, missing)
+                return BackupOutcome(
+                    layout.run_id,
+                    "dry_run",
+                    plan=self._plan(selection.tables),
+                    rejected=selection.rejected_tables,
+                )
+            claim = self._claim(selection, instant)
         elif self.request.dry_run:
             return BackupOutcome(
                 layout.run_id, "dry_run", plan=self._plan([TableRef.parse(t) for t in claim.tables])
@@ -243,14 +279,51 @@ class BackupRun:
             return None
         return _parse(RunClaim, raw, self.layout.name(CLAIM))
 
-    def _claim(self, tables: list[TableRef], missing: list[str]) -> RunClaim:
+    def _new_instant(self) -> datetime:
+        """The instant a new run of ``run_date`` reads every table at.
+
+        Today's run reads the tables as they are when it starts. A past date means that
+        night's data: the tables at the date's scheduled time (``schedule_utc``), read
+        through time travel, so a run labelled with a date never holds another day's
+        rows. That is possible only while the instant is inside the time-travel window
+        (with an hour's margin for the run itself) and only on a warehouse that can
+        travel in time; otherwise the date is refused and nothing is written.
+        """
         now = self.deps.now()
+        if self.run_date == now.date():
+            return now
+        hour, minute = (int(part) for part in self.s.schedule_utc.split(":"))
+        instant = datetime.combine(self.run_date, time(hour, minute), UTC)
+        if self.published_at is not None and self.published_at.date() == self.run_date:
+            instant = min(self.published_at, now)  # the trigger's own moment (a redelivery)
+        if not self.deps.warehouse.time_travel:
+            raise BadInput(
+                f"date {self.run_date} is in the past and this warehouse has no time travel: "
+                "it can only back up the tables as they are now (today's run)"
+            )
+        window = timedelta(hours=self.s.time_travel_hours) - TIME_TRAVEL_MARGIN
+        if now - instant > window:
+            oldest = (now - window).astimezone(UTC)
+            first_date = oldest.date() + timedelta(
+                days=0 if oldest.timetz().replace(tzinfo=None) <= time(hour, minute) else 1
+            )
+            raise BadInput(
+                f"date {self.run_date} is outside the {self.s.time_travel_hours} h time-travel "
+                f"window: its instant {instant:%Y-%m-%d %H:%M} UTC can no longer be read "
+                f"(oldest date that can be backed up now: {first_date})"
+            )
+        return instant
+
+    def _claim(self, selection: TableSelection, instant: datetime) -> RunClaim:
+        now = self.deps.now()
+        tables = selection.tables
         claim = RunClaim(
             run_id=self.layout.run_id,
             date=self.run_date,
-            instant=now,
+            instant=instant,
             tables=[str(t) for t in tables],
-            missing_datasets=missing,
+            missing_datasets=selection.missing_datasets,
+            rejected_tables=selection.rejected_tables,
             created_at=now,
             backend=self.deps.backend,
         )
@@ -354,7 +427,9 @@ class BackupRun:
                 self.s.bucket, resource_name, json.dumps(resource, indent=2).encode(), JSON
             )
         )
-        expected = int(self._retry(lambda: d.warehouse.row_count_at(table, claim.instant)))
+        expected = int(
+            self._retry(lambda: d.warehouse.row_count_at(table, claim.instant, info=info))
+        )
         last_error = ""
         for attempt in range(1, self.s.max_attempts + 1):
             job_id = self.layout.job_id(table, attempt)
@@ -369,7 +444,9 @@ class BackupRun:
                 )
                 continue
             try:
-                files, verification = self._verify(table, attempt, status, expected)
+                files, verification = self._verify(
+                    table, attempt, status, expected, info.streaming_buffer_rows
+                )
             except VerificationError as exc:
                 last_error = str(exc)
                 logger.warning(
@@ -386,7 +463,7 @@ class BackupRun:
             return TableResult(
                 source=str(table),
                 status="complete",
-                rows=expected,
+                rows=verification.rows_exported if verification.streaming_buffer_rows else expected,
                 bytes=sum(f.size for f in files),
                 files=files,
                 job_id=job_id,
@@ -426,8 +503,21 @@ class BackupRun:
         return status
 
     def _verify(
-        self, table: TableRef, attempt: int, status: JobStatus, expected: int
+        self,
+        table: TableRef,
+        attempt: int,
+        status: JobStatus,
+        expected: int,
+        buffered: int | None = None,
     ) -> tuple[list[FileEntry], Verification]:
+        """Check the attempt's files against the job and the row count at the instant.
+
+        ``buffered``: the table's streaming-buffer estimate when it has one. Extract jobs
+        don't read the buffer while COUNT(*) does, so fewer rows in the files than at the
+        instant is then expected: the table is complete with what BigQuery could export,
+        and the verification records how many rows were left in the buffer (the health
+        check warns about it) instead of failing the table every night.
+        """
         d = self.deps
         prefix = self.layout.attempt_dir(table, attempt) + "/"
         objects: list[ObjectInfo] = self._retry(lambda: d.store.list(self.s.bucket, prefix))
@@ -464,6 +554,32 @@ class BackupRun:
                 )
             files[i] = files[i].model_copy(update={"rows": stats.rows})
             rows += stats.rows
+        if rows < expected and buffered is not None:
+            missing = expected - rows
+            logger.warning(
+                "rows in the streaming buffer were not exported",
+                extra={
+                    "fields": {
+                        "table": str(table),
+                        "rows_exported": rows,
+                        "rows_at_instant": expected,
+                        "streaming_buffer_estimate": buffered,
+                    }
+                },
+            )
+            return files, Verification(
+                method="avro-block-headers",
+                files_listed=len(objects),
+                bytes_listed=total,
+                rows_exported=rows,
+                rows_expected=expected,
+                ok=True,
+                detail=(
+                    f"{missing} rows were still in the streaming buffer (estimate {buffered}) "
+                    "and are not in this backup: extract jobs read committed storage only"
+                ),
+                streaming_buffer_rows=missing,
+            )
         if rows != expected:
             raise VerificationError(
                 f"{table}: exported {rows} rows, the table had {expected} at the instant"
@@ -524,6 +640,12 @@ class BackupRun:
     def _finish(self, claim: RunClaim, results: list[TableResult]) -> BackupOutcome:
         d = self.deps
         errors = [f"dataset {name} does not exist" for name in claim.missing_datasets]
+        # listed tables whose names can't be backed up: failed tables, never left out
+        # (not via _record_result: such a name may not even parse as dataset.table)
+        results = results + [
+            TableResult(source=r.name, status="failed", error=r.error)
+            for r in claim.rejected_tables
+        ]
         ok = [r for r in results if r.status == "complete"]
         if ok and len(ok) == len(results) and not errors:
             status: Literal["complete", "partial", "failed"] = "complete"
@@ -644,10 +766,16 @@ class BackupRun:
         )
 
 
-def run_backup(request: BackupRequest, deps: BackupDeps) -> BackupOutcome:
-    """One invocation's share of a backup run (see the module docstring)."""
+def run_backup(
+    request: BackupRequest, deps: BackupDeps, *, published_at: datetime | None = None
+) -> BackupOutcome:
+    """One invocation's share of a backup run (see the module docstring).
+
+    ``published_at``: when the trigger that implied the run's date was published; a
+    past date's run then reads the tables at that moment rather than the scheduled one.
+    """
     try:
-        return BackupRun(deps, request).run()
+        return BackupRun(deps, request, published_at).run()
     except DeadlineReached as exc:
         raise TransientError(f"backup run could not start before its time budget: {exc}") from exc
 

@@ -14,8 +14,9 @@ from typing import Any
 
 from shared.errors import BadInput, ConfigError, PermanentError, TransientError
 from shared.events import event_age_seconds, parse_backup_request, parse_pubsub_envelope
-from shared.runtime import settings_and_adapters
+from shared.runtime import fallback_backup_store, settings_and_adapters
 from shared.services.backup import BackupDeps, BackupOutcome, run_backup
+from shared.services.trigger_rejections import REJECTED_FIELD, TriggerRejection, record_rejection
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +27,12 @@ def handle_backup_event(data: object, context: Mapping[str, Any]) -> BackupOutco
         message = parse_pubsub_envelope(data)
         fields["message_id"] = message.message_id
         request = parse_backup_request(message.data)
+        published_at = None
         if request.date is None and message.publish_time is not None:
-            # a redelivery after midnight still belongs to the night it was sent for
+            # a redelivery after midnight still belongs to the night it was sent for,
+            # and reads that night's data (the moment the trigger was published)
             request = request.model_copy(update={"date": message.publish_time.date()})
+            published_at = message.publish_time
         settings, adapters = settings_and_adapters()
         age = event_age_seconds(message, datetime.now(UTC))
         if age is not None and age > settings.backups.max_event_age_seconds:
@@ -44,17 +48,40 @@ def handle_backup_event(data: object, context: Mapping[str, Any]) -> BackupOutco
             publisher=adapters.publisher,
             backend=adapters.backend,
         )
-        outcome = run_backup(request, deps)
+        outcome = run_backup(request, deps, published_at=published_at)
     except TransientError as exc:
         logger.warning(
             "backup trigger failed transiently; asking for redelivery",
             extra={"fields": {**fields, "error": str(exc)}},
         )
         raise
-    except (BadInput, ConfigError, PermanentError) as exc:
+    except ConfigError as exc:
+        # Acknowledged (redelivery can't fix a config file), but never silent: a field a
+        # log-based metric counts, and a record the health check reports.
         logger.error(
             "backup trigger rejected",
-            extra={"fields": {**fields, "error_type": type(exc).__name__, "error": str(exc)}},
+            extra={
+                "fields": {
+                    **fields,
+                    REJECTED_FIELD: "configuration",
+                    "error_type": type(exc).__name__,
+                    "error": str(exc),
+                }
+            },
+        )
+        _record_config_rejection(fields, exc)
+        return None
+    except (BadInput, PermanentError) as exc:
+        logger.error(
+            "backup trigger rejected",
+            extra={
+                "fields": {
+                    **fields,
+                    REJECTED_FIELD: "bad_input" if isinstance(exc, BadInput) else "permanent",
+                    "error_type": type(exc).__name__,
+                    "error": str(exc),
+                }
+            },
         )
         return None
     logger.info(
@@ -69,3 +96,26 @@ def handle_backup_event(data: object, context: Mapping[str, Any]) -> BackupOutco
         },
     )
     return outcome
+
+
+def _record_config_rejection(fields: Mapping[str, Any], exc: ConfigError) -> None:
+    target = fallback_backup_store()
+    if target is None:
+        logger.error(
+            "nowhere to record the rejected backup trigger (no bucket known without config)",
+            extra={"fields": dict(fields)},
+        )
+        return
+    store, bucket = target
+    now = datetime.now(UTC)
+    record_rejection(
+        store,
+        bucket,
+        TriggerRejection(
+            date=now.date(),
+            rejected_at=now,
+            error_type=type(exc).__name__,
+            error=str(exc),
+            message_id=str(fields.get("message_id") or ""),
+        ),
+    )

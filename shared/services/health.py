@@ -23,6 +23,7 @@ from shared.errors import BadInput, NotFound, OpsuiteError
 from shared.manifest import CLAIM, MANIFEST, Manifest, RunClaim
 from shared.models import RunHistoryQuery
 from shared.ports import ObjectStore, Warehouse
+from shared.services.trigger_rejections import newest_rejection
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +179,10 @@ def check_freshness(deps: HealthDeps, mode: Mode) -> list[CheckEntry]:
     entries: list[CheckEntry] = []
     for dataset, tables in sorted(by_dataset.items()):
         try:
-            metadata = deps.warehouse.dataset_metadata(dataset, [t.ref.table for t in tables])
+            # Quick mode must cost nothing: free metadata calls only (no newest partition).
+            metadata = deps.warehouse.dataset_metadata(
+                dataset, [t.ref.table for t in tables], partitions=mode == "full"
+            )
         except NotFound:
             entries.extend(
                 CheckEntry(
@@ -241,6 +245,7 @@ def check_freshness(deps: HealthDeps, mode: Mode) -> list[CheckEntry]:
                         "maxLoadedAt": _iso(loaded_at),
                         "measuredFrom": source,
                         "newestPartition": meta.newest_partition,
+                        "streamingBufferRows": meta.streaming_buffer_rows,
                         "warnAfterSeconds": warn,
                         "errorAfterSeconds": error,
                     },
@@ -277,6 +282,7 @@ def check_backups(deps: HealthDeps, mode: Mode) -> list[CheckEntry]:
     thresholds = deps.settings.health.backups
     now = deps.now()
     manifest, claim = newest_run(deps.store, b.bucket, b.prefix)
+    rejected = _trigger_rejected(deps, manifest, claim)
     if manifest is None:
         return [
             CheckEntry(
@@ -286,7 +292,8 @@ def check_backups(deps: HealthDeps, mode: Mode) -> list[CheckEntry]:
                 "fail",
                 now,
                 output="no completed backup run found",
-            )
+            ),
+            *rejected,
         ]
     age = max(0.0, (now - manifest.completed_at).total_seconds())
     age_status = freshness_status(
@@ -297,12 +304,17 @@ def check_backups(deps: HealthDeps, mode: Mode) -> list[CheckEntry]:
     rows_unchecked = [
         t.source for t in complete if t.verification and t.verification.rows_exported is None
     ]
+    buffered = {
+        t.source: t.verification.streaming_buffer_rows
+        for t in complete
+        if t.verification and t.verification.streaming_buffer_rows
+    }
     run_statuses: dict[str, Status] = {"complete": "pass", "partial": "warn", "failed": "fail"}
     run_status = run_statuses[manifest.status]
     if not verified:
         run_status = "fail"
-    elif rows_unchecked and run_status == "pass":
-        run_status = "warn"  # files listed, but their rows were not counted
+    elif (rows_unchecked or buffered) and run_status == "pass":
+        run_status = "warn"  # files listed but rows not counted, or rows left in a buffer
     component = f"run {manifest.run_id}"
     entries = [
         CheckEntry(
@@ -330,11 +342,16 @@ def check_backups(deps: HealthDeps, mode: Mode) -> list[CheckEntry]:
                 f"rows not counted in the files of {len(rows_unchecked)} tables"
                 if rows_unchecked
                 else ""
-            ),
+            )
+            or "; ".join(
+                f"{source}: {rows} rows were in the streaming buffer, not in the backup"
+                for source, rows in buffered.items()
+            )[:500],
             {
                 "tables": len(manifest.tables),
                 "failedTables": len(manifest.failed),
                 "verified": verified,
+                **({"streamingBufferRows": buffered} if buffered else {}),
             },
         ),
     ]
@@ -352,7 +369,33 @@ def check_backups(deps: HealthDeps, mode: Mode) -> list[CheckEntry]:
                 "a newer run has not finished" if running > 2 * 3600 else "",
             )
         )
-    return entries
+    return [*entries, *rejected]
+
+
+def _trigger_rejected(
+    deps: HealthDeps, manifest: Manifest | None, claim: RunClaim | None
+) -> list[CheckEntry]:
+    """A ``backup:trigger`` failure when the newest run is missing because its trigger
+    was rejected (the backup function could not read its configuration)."""
+    rejection = newest_rejection(deps.store, deps.settings.backups.bucket)
+    if rejection is None:
+        return []
+    newest = max((r.date for r in (manifest, claim) if r is not None), default=None)
+    if newest is not None and newest >= rejection.date:
+        return []  # a run of that day (or later) exists: the problem was fixed since
+    return [
+        CheckEntry(
+            "backup:trigger",
+            "backup_export",
+            "component",
+            "fail",
+            deps.now(),
+            rejection.date.isoformat(),
+            None,
+            f"backup trigger rejected at {_iso(rejection.rejected_at)}: {rejection.error}"[:500],
+            {"errorType": rejection.error_type, "messageId": rejection.message_id},
+        )
+    ]
 
 
 def check_pipeline(deps: HealthDeps, mode: Mode) -> list[CheckEntry]:

@@ -657,7 +657,11 @@ def test_backup_export_function() -> None:
     assert call["available_memory"] == "1Gi"
     assert as_int(call["max_instance_count"]) == 3
     env = call["environment_variables"]
-    assert env == {"OPSUITE_BACKEND": "gcp", "OPSUITE_CONFIG": "opsuite.yaml"}
+    assert env == {
+        "OPSUITE_BACKEND": "gcp",
+        "OPSUITE_CONFIG": "opsuite.yaml",
+        "OPSUITE_BACKUP_BUCKET": "${google_storage_bucket.backup.name}",
+    }
     assert call["service_account_email"] == "${google_service_account.backup_export.email}"
     trigger = require_trigger(call)
     assert trigger["pubsub_topic"] == "${google_pubsub_topic.backup_trigger.id}"
@@ -1037,3 +1041,13 @@ def test_variable_validation(
     else:
         assert result.returncode != 0, output
         assert "Invalid value for variable" in output, output
+
+
+def test_config_schedule_matches_the_scheduler_default() -> None:
+    """A past date's run reads the tables at ``schedule_utc``: it must be when Scheduler fires."""
+    import yaml
+
+    example = yaml.safe_load((TF_DIR.parent / "config" / "opsuite.example.yaml").read_text())
+    minute, hour, *_ = ROOT_VARS["backup_schedule"]["default"].split()
+    assert ROOT_VARS["backup_time_zone"]["default"] == "Etc/UTC"
+    assert example["backups"]["schedule_utc"] == f"{int(hour):02d}:{int(minute):02d}"

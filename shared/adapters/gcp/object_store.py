@@ -8,6 +8,11 @@
   existed when it was opened; errors while reading are translated like any other.
 * Calls use the storage client's retry bounded by ``retry_deadline``. Plain uploads
   are retried too: rewriting the same bytes to the same name is idempotent here.
+* ``read`` checks the download's CRC32C (``checksum="crc32c"``); a mismatch arrives as a
+  :class:`~shared.errors.TransientError` naming the object. ``open`` reads byte ranges,
+  which the client can't checksum (google/cloud/storage/fileio.py passes
+  ``checksum=None``): callers check what they read (Avro blocks, sizes).
+* The client built here pools ``max_connections`` HTTP connections: one per thread.
 """
 
 from __future__ import annotations
@@ -18,13 +23,15 @@ from collections.abc import Callable
 from typing import Any, BinaryIO, TypeVar, cast
 
 from shared import identifiers
-from shared.adapters.gcp._errors import translate, translated
+from shared.adapters.gcp._errors import pooled_session, translate, translated
 from shared.checksums import crc32c_b64
 from shared.errors import BadInput, PermanentError
 from shared.models import ObjectInfo
 
 _T = TypeVar("_T")
 DEFAULT_READ_CHUNK = 1024 * 1024
+#: requests' default pool (10 connections per host) is too small for 16 threads.
+DEFAULT_MAX_CONNECTIONS = 16
 
 
 def check_object_name(name: str) -> str:
@@ -94,11 +101,17 @@ class GcsObjectStore:
         retry_deadline: float = 30.0,
         page_size: int | None = None,
         read_chunk_size: int = DEFAULT_READ_CHUNK,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        credentials: Any | None = None,
     ) -> None:
+        """``max_connections``: the HTTP pool of the client built here (the backup's
+        worker threads share it); ``credentials``: default Application Default Credentials."""
         self.project = identifiers.project_id(project)
         self.retry_deadline = retry_deadline
         self.page_size = page_size
         self.read_chunk_size = read_chunk_size
+        self.max_connections = max_connections
+        self._credentials = credentials
         self._client = client
         self._lock = threading.Lock()
 
@@ -111,7 +124,12 @@ class GcsObjectStore:
                         Client,
                     )
 
-                    self._client = Client(project=self.project)
+                    session, credentials = pooled_session(
+                        self._credentials, Client.SCOPE, self.max_connections
+                    )
+                    self._client = Client(
+                        project=self.project, credentials=credentials, _http=session
+                    )
             return self._client
 
     @property

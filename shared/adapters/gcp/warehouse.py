@@ -5,13 +5,21 @@ Design points:
 * Every call carries the client's retry (``DEFAULT_RETRY``: 429/5xx and the retryable
   BigQuery reasons) bounded by ``retry_deadline``, and a per-request timeout, so a
   503 is retried briefly by the client and then surfaces as
-  :class:`~shared.errors.TransientError` for the service's own backoff.
+  :class:`~shared.errors.TransientError` for the service's own backoff. Waiting is
+  bounded separately: a query by ``query_wait_seconds``, a copy by ``copy_wait_seconds``.
+* The client built here pools ``max_connections`` HTTP connections (one per thread
+  sharing it); no credentials at all is a :class:`~shared.errors.ConfigError`.
 * Extract reads the table at the requested instant through the snapshot decorator
   ``table@<epoch_ms>`` on the source table id (as bq-backup-manager does).
-* Jobs carry the caller's id. BigQuery answers an existing id with 409; the adapter
-  then attaches to the existing job (``jobs.get``) instead of exporting twice.
+* Jobs carry the caller's id (copy jobs one fixed by target and source). BigQuery
+  answers an existing id with 409; the adapter then attaches to the existing job
+  (``jobs.get``) instead of running it twice. A job this adapter inserted or attached
+  to may answer 404 for a few seconds: only those lookups retry NotFound.
 * Load jobs always send the schema explicitly (never autodetect), with Avro logical
-  types and ``WRITE_TRUNCATE`` into a table that restore created beforehand.
+  types, NUMERIC or BIGNUMERIC as decimal targets, and ``WRITE_TRUNCATE`` into a table
+  that restore created beforehand.
+* ``ensure_dataset`` looks before it creates (``datasets.insert`` of an existing
+  dataset is a 403 for a caller without ``bigquery.datasets.create``).
 * SQL text is built only from validated identifiers (backquoted) and integers
   formatted here; every other value is a bound query parameter.
 * Health queries read metadata (``INFORMATION_SCHEMA.TABLES``/``PARTITIONS``) in one
@@ -21,14 +29,24 @@ Design points:
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic, sleep
 from typing import TYPE_CHECKING, Any
 
 from shared import identifiers
-from shared.adapters.gcp._errors import translated
-from shared.errors import AlreadyExists, BadInput, NotFound, PermanentError
+from shared.adapters.gcp._errors import pooled_session, translated
+from shared.errors import (
+    AlreadyExists,
+    BadInput,
+    NotFound,
+    OpsuiteError,
+    PermanentError,
+    StillRunning,
+    TransientError,
+)
 from shared.identifiers import TableRef
 from shared.models import (
     ExtractRequest,
@@ -44,6 +62,7 @@ from shared.models import (
     TableMetadata,
     TableSpec,
     as_utc_datetime,
+    column_names,
     schema_from_api,
     schema_to_api,
 )
@@ -52,8 +71,19 @@ if TYPE_CHECKING:
     from google.api_core.retry import Retry
     from google.cloud import bigquery
 
+logger = logging.getLogger(__name__)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: How long ``replace_table`` waits for its copy job in all (then: StillRunning).
 REPLACE_TIMEOUT_SECONDS = 3600.0
+#: How long a query may run before the client cancels it (not the retry deadline).
+QUERY_WAIT_SECONDS = 300.0
+#: How long a job this adapter inserted (or was told exists: 409) may answer 404.
+JOB_VISIBILITY_SECONDS = 10.0
+#: requests' default pool (10 connections per host) is too small for 16 threads.
+DEFAULT_MAX_CONNECTIONS = 16
+_NOT_FOUND_FIRST_DELAY = 0.2
+_NOT_FOUND_MAX_DELAY = 2.0
+_POLL_MAX_DELAY = 5.0
 _JOB_STATES: dict[str, JobStateName] = {"PENDING": "PENDING", "RUNNING": "RUNNING", "DONE": "DONE"}
 
 
@@ -70,12 +100,64 @@ def _from_millis(value: object) -> datetime:
 
 def quoted_column(name: str) -> str:
     """A column reference for SQL text: validated, then backquoted (``AT`` etc. are reserved)."""
-    return f"`{identifiers.table_id(name)}`"
+    return f"`{identifiers.column_name(name)}`"
+
+
+#: The smallest value of each time type (BigQuery's documented ranges).
+_TIME_MINIMUM = {
+    "DATE": "DATE '0001-01-01'",
+    "DATETIME": "DATETIME '0001-01-01 00:00:00'",
+    "TIMESTAMP": "TIMESTAMP '0001-01-01 00:00:00+00'",
+}
+_INT64_MAX = 9223372036854775807
+
+
+def all_partitions_predicate(info: TableInfo) -> str | None:
+    """A predicate true for every row that BigQuery accepts as a partition filter.
+
+    None unless the table has ``requirePartitionFilter``. Then every query must have "at
+    least one predicate that only references a partition column" (docs: Query
+    partitioned tables, "Require a partition filter in queries"); a constant comparison
+    on the column prunes, and ``col IS NULL`` selects the ``__NULL__`` partition (and,
+    for ``_PARTITIONTIME``, the streaming buffer / ``__UNPARTITIONED__``): the OR of the
+    two reads every partition. mozilla/bigquery-etl's shredder (``shredder/delete.py``)
+    runs such always-true partition-only conditions "to satisfy require_partition_filter"
+    in production, and its ``col IS NULL`` form was its fix for this very error.
+    """
+    if not info.require_partition_filter:
+        return None
+    types = {f.name: f.type for f in info.schema}
+    if info.range_partitioning:
+        column = quoted_column(str(info.range_partitioning["field"]))
+        # ``-9223372036854775808`` doesn't parse as a literal; every INT64 is <= max.
+        return f"({column} IS NULL OR {column} <= {_INT64_MAX:d})"
+    if info.time_partitioning is None:
+        return None  # the flag only means something on a partitioned table
+    field = info.time_partitioning.get("field")
+    if field:
+        column = quoted_column(str(field))
+        minimum = _TIME_MINIMUM.get(types.get(str(field), ""), _TIME_MINIMUM["TIMESTAMP"])
+    else:  # ingestion-time partitioning: the pseudo column
+        column, minimum = "_PARTITIONTIME", _TIME_MINIMUM["TIMESTAMP"]
+    return f"({column} IS NULL OR {column} >= {minimum})"
+
+
+#: ``tables.get`` calls in flight at once for health metadata.
+METADATA_CONCURRENCY = 8
+#: "Querying the INFORMATION_SCHEMA.PARTITIONS view is limited to 1000 tables" (docs).
+PARTITIONS_TABLES_PER_QUERY = 1000
+PARTITIONS_VIEW = "`{project}.{dataset}.INFORMATION_SCHEMA.PARTITIONS`"
+
+
+def _where(*predicates: str | None) -> str:
+    present = [p for p in predicates if p]
+    return f" WHERE {' AND '.join(present)}" if present else ""
 
 
 def table_info_from_resource(table: TableRef, resource: Mapping[str, Any]) -> TableInfo:
     """A :class:`TableInfo` from BigQuery's ``tables.get`` JSON."""
     spec = TableSpec.from_resource(resource)
+    buffer = resource.get("streamingBuffer")
     return TableInfo(
         ref=table,
         schema=schema_from_api(resource.get("schema", {}).get("fields", [])),
@@ -87,10 +169,16 @@ def table_info_from_resource(table: TableRef, resource: Mapping[str, Any]) -> Ta
         clustering=spec.clustering,
         description=spec.description,
         labels=spec.labels,
+        require_partition_filter=spec.require_partition_filter,
+        streaming_buffer_rows=(
+            int(buffer.get("estimatedRows") or 0) if isinstance(buffer, Mapping) else None
+        ),
     )
 
 
 class BigQueryWarehouse:
+    time_travel = True  # FOR SYSTEM_TIME AS OF / table@<ms>, within max_time_travel_hours
+
     def __init__(
         self,
         project: str,
@@ -99,14 +187,31 @@ class BigQueryWarehouse:
         *,
         retry_deadline: float = 30.0,
         page_size: int | None = None,
+        query_wait_seconds: float = QUERY_WAIT_SECONDS,
+        copy_wait_seconds: float = REPLACE_TIMEOUT_SECONDS,
+        job_visibility_seconds: float = JOB_VISIBILITY_SECONDS,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        credentials: Any | None = None,
     ) -> None:
+        """``retry_deadline`` bounds each API call with its retries; a query may run for
+        ``query_wait_seconds`` and ``replace_table``'s copy for ``copy_wait_seconds``.
+        ``max_connections``: the HTTP pool of the client built here (one per thread that
+        shares it); ``credentials``: default Application Default Credentials."""
         self.project = identifiers.project_id(project)
         self.location = location
         self.retry_deadline = retry_deadline
         self.page_size = page_size
+        self.query_wait_seconds = query_wait_seconds
+        self.copy_wait_seconds = copy_wait_seconds
+        self.job_visibility_seconds = job_visibility_seconds
+        self.max_connections = max_connections
+        self._credentials = credentials
         self._client = client
         self._owns_client = client is None
         self._lock = threading.Lock()
+        #: job id → monotonic time this adapter inserted it or was told it exists (409);
+        #: until first seen, ``jobs.get`` may still answer 404 for it (see get_job).
+        self._unseen_jobs: dict[str, float] = {}
 
     # -- plumbing -----------------------------------------------------------------------
     @property
@@ -116,7 +221,15 @@ class BigQueryWarehouse:
                 with translated("BigQuery client"):
                     from google.cloud import bigquery
 
-                    self._client = bigquery.Client(project=self.project, location=self.location)
+                    session, credentials = pooled_session(
+                        self._credentials, bigquery.Client.SCOPE, self.max_connections
+                    )
+                    self._client = bigquery.Client(
+                        project=self.project,
+                        location=self.location,
+                        credentials=credentials,
+                        _http=session,
+                    )
             return self._client
 
     def close(self) -> None:
@@ -146,20 +259,35 @@ class BigQueryWarehouse:
         return f"`{project}.{dataset}.{name}`"
 
     def _query(self, sql: str, what: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run a read-only query with bound parameters; all rows as tuples."""
+        """Run a read-only query with bound parameters; all rows as tuples.
+
+        ``api_timeout`` bounds each HTTP request; ``wait_timeout`` the wait for the query
+        to finish. On expiry google/cloud/bigquery/_job_helpers.py ``_wait_or_cancel``
+        asks BigQuery to cancel the job and re-raises ``concurrent.futures.TimeoutError``
+        (not retried by ``job_retry``): the query ran as long as it is allowed to, so
+        running it again would only repeat that, hence a PermanentError.
+        """
+        import concurrent.futures
+
         from google.cloud.bigquery import QueryJobConfig
         from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY
 
         with translated(what):
-            rows = self.client.query_and_wait(
-                sql,
-                job_config=QueryJobConfig(query_parameters=list(parameters)),
-                location=self.location,
-                retry=self._retry,
-                job_retry=DEFAULT_JOB_RETRY.with_timeout(self.retry_deadline),
-                api_timeout=self.retry_deadline,
-                wait_timeout=self.retry_deadline,
-            )
+            try:
+                rows = self.client.query_and_wait(
+                    sql,
+                    job_config=QueryJobConfig(query_parameters=list(parameters)),
+                    location=self.location,
+                    retry=self._retry,
+                    job_retry=DEFAULT_JOB_RETRY.with_timeout(self.retry_deadline),
+                    api_timeout=self.retry_deadline,
+                    wait_timeout=self.query_wait_seconds,
+                )
+            except concurrent.futures.TimeoutError as exc:
+                raise PermanentError(
+                    f"{what}: the query did not finish within {self.query_wait_seconds:g} s "
+                    "(query_wait_seconds) and was cancelled"
+                ) from exc
             return [tuple(row.values()) for row in rows]
 
     def _scalar(self, sql: str, what: str) -> int:
@@ -178,9 +306,6 @@ class BigQueryWarehouse:
         if field_type == "DATETIME":
             return ScalarQueryParameter(name, "DATETIME", utc.replace(tzinfo=None))
         return ScalarQueryParameter(name, "TIMESTAMP", utc)
-
-    def _column_types(self, table: TableRef) -> dict[str, str]:
-        return {f.name: f.type for f in self.get_table(table).schema}
 
     # -- tables -------------------------------------------------------------------------
     def list_tables(self, dataset: str) -> list[str]:
@@ -212,35 +337,56 @@ class BigQueryWarehouse:
             return False
         return True
 
-    def row_count_at(self, table: TableRef, instant: datetime) -> int:
+    def _partition_filter(self, table: TableRef, info: TableInfo | None) -> str | None:
+        """The all-partitions predicate the table needs (tables.get, free, unless given)."""
+        return all_partitions_predicate(info if info is not None else self.get_table(table))
+
+    def row_count_at(
+        self, table: TableRef, instant: datetime, *, info: TableInfo | None = None
+    ) -> int:
         millis = epoch_millis(instant)
         sql = (
             f"SELECT COUNT(*) AS n FROM {self._sql_table(table)} "
             f"FOR SYSTEM_TIME AS OF TIMESTAMP_MILLIS({millis:d})"
+            + _where(self._partition_filter(table, info))
         )
         return self._scalar(sql, f"row count of {table} at {instant.isoformat()}")
 
-    def count_rows(self, table: TableRef) -> int:
-        return self._scalar(f"SELECT COUNT(*) AS n FROM {self._sql_table(table)}", f"count {table}")
+    def count_rows(self, table: TableRef, *, info: TableInfo | None = None) -> int:
+        sql = f"SELECT COUNT(*) AS n FROM {self._sql_table(table)}" + _where(
+            self._partition_filter(table, info)
+        )
+        return self._scalar(sql, f"count {table}")
 
     def ensure_dataset(self, dataset: str) -> None:
         from google.cloud.bigquery import Dataset, DatasetReference
 
         identifiers.dataset_id(dataset)
-        body = Dataset(DatasetReference(self.project, dataset))
+        reference = DatasetReference(self.project, dataset)
+        # Look first: google/cloud/bigquery/client.py create_dataset's exists_ok only
+        # swallows Conflict (409), and BigQuery answers 403 (not 409) to a caller without
+        # bigquery.datasets.create (restore: jobUser + dataEditor on the dataset).
+        try:
+            with translated(f"datasets.get {dataset}"):
+                self.client.get_dataset(reference, retry=self._retry, timeout=self.retry_deadline)
+            return
+        except NotFound:
+            pass
+        body = Dataset(reference)
         body.location = self.location
-        with translated(f"datasets.insert {dataset}"):
-            self.client.create_dataset(
-                body, exists_ok=True, retry=self._retry, timeout=self.retry_deadline
-            )
+        try:
+            with translated(f"datasets.insert {dataset}"):
+                self.client.create_dataset(body, retry=self._retry, timeout=self.retry_deadline)
+        except AlreadyExists:
+            pass  # created by someone else since the look-up: what we wanted
 
     def create_table(self, table: TableRef, spec: TableSpec, *, replace: bool = False) -> None:
         from google.cloud.bigquery import Table
 
         if not spec.schema:
             raise BadInput(f"{table}: a table needs at least one column")
-        for field in spec.schema:  # the same check as the local warehouse
-            identifiers.table_id(field.name)
+        for name in column_names(spec.schema):  # the same check as the local warehouse
+            identifiers.column_name(name)
         resource: dict[str, Any] = {
             "tableReference": {
                 "projectId": self.project,
@@ -268,11 +414,23 @@ class BigQueryWarehouse:
                 )
             )
 
-    def dataset_metadata(self, dataset: str, tables: Sequence[str]) -> dict[str, TableMetadata]:
-        from google.cloud.bigquery import ArrayQueryParameter, DatasetReference
+    def dataset_metadata(
+        self, dataset: str, tables: Sequence[str], *, partitions: bool = True
+    ) -> dict[str, TableMetadata]:
+        """``tables.get`` per table (free), plus newest partitions when asked (billed).
+
+        ``tables.get`` gives last modified, rows and the streaming buffer for nothing;
+        only the newest partition id needs ``INFORMATION_SCHEMA.PARTITIONS``, a query
+        billed at least 10 MB on demand and never cached (docs: Introduction to
+        INFORMATION_SCHEMA, Pricing), limited to 1000 tables per query (docs: PARTITIONS
+        view): chunked below.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        from google.cloud.bigquery import DatasetReference
 
         identifiers.dataset_id(dataset)
-        names = [identifiers.table_id(t) for t in tables]
+        names = list(dict.fromkeys(identifiers.table_id(t) for t in tables))
         if not names:
             return {}
         with translated(f"datasets.get {dataset}"):  # NotFound for a missing dataset
@@ -281,42 +439,63 @@ class BigQueryWarehouse:
                 retry=self._retry,
                 timeout=self.retry_deadline,
             )
-        views = f"{identifiers.project_id(self.project)}.{dataset}.INFORMATION_SCHEMA"
-        # One query: every listed table that exists (TABLES), with what its partitions
-        # say (PARTITIONS; "__NULL__", "__UNPARTITIONED__" … are not partition dates).
-        sql = (
-            "SELECT t.table_name, p.last_modified, p.newest_partition, p.total_rows "
-            f"FROM `{views}.TABLES` AS t LEFT JOIN ("
-            "SELECT table_name, MAX(last_modified_time) AS last_modified, "
-            "MAX(IF(partition_id IS NULL OR STARTS_WITH(partition_id, '__'), NULL, "
-            "partition_id)) AS newest_partition, SUM(total_rows) AS total_rows "
-            f"FROM `{views}.PARTITIONS` WHERE table_name IN UNNEST(@tables) "
-            "GROUP BY table_name) AS p ON p.table_name = t.table_name "
-            "WHERE t.table_name IN UNNEST(@tables)"
-        )
-        rows = self._query(
-            sql, f"metadata of {dataset}", [ArrayQueryParameter("tables", "STRING", names)]
-        )
+        refs = [TableRef(dataset, name) for name in names]
+        workers = min(METADATA_CONCURRENCY, len(refs))
+        with ThreadPoolExecutor(workers, thread_name_prefix="bq-metadata") as pool:
+            found = [m for m in pool.map(self._table_metadata, refs) if m is not None]
+        newest = self._newest_partitions(dataset, names) if partitions else {}
         return {
-            str(name): TableMetadata(
-                table=str(name),
-                last_modified=as_utc_datetime(modified, f"{dataset}.{name} last_modified_time"),
-                newest_partition=str(partition) if partition is not None else None,
-                rows=int(total) if total is not None else None,
+            m.table: TableMetadata(
+                m.table, m.last_modified, newest.get(m.table), m.rows, m.streaming_buffer_rows
             )
-            for name, modified, partition, total in rows
+            for m in found
         }
+
+    def _table_metadata(self, table: TableRef) -> TableMetadata | None:
+        try:
+            info = self.get_table(table)
+        except NotFound:
+            return None
+        return TableMetadata(
+            table.table, info.modified, None, info.num_rows, info.streaming_buffer_rows
+        )
+
+    def _newest_partitions(self, dataset: str, names: Sequence[str]) -> dict[str, str]:
+        """Newest partition id per table, ids compared as numbers (integer ranges: 9 < 10).
+
+        Time partition ids of one table have one length (``YYYYMMDD[HH]``, ``YYYYMM``,
+        ``YYYY``), so numeric order is their order too; ``__NULL__`` and
+        ``__UNPARTITIONED__`` don't cast and drop out.
+        """
+        from google.cloud.bigquery import ArrayQueryParameter
+
+        view = PARTITIONS_VIEW.format(project=identifiers.project_id(self.project), dataset=dataset)
+        sql = (
+            "SELECT table_name, CAST(MAX(SAFE_CAST(partition_id AS INT64)) AS STRING) "
+            f"FROM {view} WHERE table_name IN UNNEST(@tables) GROUP BY table_name"
+        )
+        newest: dict[str, str] = {}
+        for start in range(0, len(names), PARTITIONS_TABLES_PER_QUERY):
+            chunk = list(names[start : start + PARTITIONS_TABLES_PER_QUERY])
+            rows = self._query(
+                sql, f"partitions of {dataset}", [ArrayQueryParameter("tables", "STRING", chunk)]
+            )
+            newest.update({str(n): str(p) for n, p in rows if p is not None})
+        return newest
 
     def newest_value(
         self, table: TableRef, column: str, partition_field: str | None, since: date | None
     ) -> datetime | None:
+        info = self.get_table(table)  # free; gives the column types and the filter rule
         sql = f"SELECT MAX({quoted_column(column)}) FROM {self._sql_table(table)}"
         parameters = []
+        since_predicate = None
         if partition_field and since:
-            types = self._column_types(table)
+            types = {f.name: f.type for f in info.schema}
             midnight = datetime.combine(since, time.min, UTC)
-            sql += f" WHERE {quoted_column(partition_field)} >= @since"
+            since_predicate = f"{quoted_column(partition_field)} >= @since"
             parameters.append(self._time_parameter("since", types.get(partition_field), midnight))
+        sql += _where(all_partitions_predicate(info), since_predicate)
         rows = self._query(sql, f"newest {column} in {table}", parameters)
         value = rows[0][0] if rows else None
         return as_utc_datetime(value, f"{table}.{column}")
@@ -328,20 +507,23 @@ class BigQueryWarehouse:
         status, at = quoted_column(query.status_column), quoted_column(query.time_column)
         error = quoted_column(query.error_column) if query.error_column else "NULL"
         source = self._sql_table(query.table)
-        time_type = self._column_types(query.table).get(query.time_column)
+        info = self.get_table(query.table)
+        time_type = {f.name: f.type for f in info.schema}.get(query.time_column)
+        partitions = all_partitions_predicate(info)
+        window = f"{at} >= @since" + (f" AND {partitions}" if partitions else "")
         parameters = [
             ArrayQueryParameter("ok", "STRING", list(query.success_values)),
             self._time_parameter("since", time_type, query.since),
         ]
         phases = self._query(
             f"SELECT {phase}, COUNT(*), COUNTIF({status} IN UNNEST(@ok)), MAX({at}) "
-            f"FROM {source} WHERE {at} >= @since GROUP BY 1 ORDER BY 1",
+            f"FROM {source} WHERE {window} GROUP BY 1 ORDER BY 1",
             f"run history of {query.table}",
             parameters,
         )
         errors = self._query(
             f"SELECT {at}, {phase}, {processor}, {status}, {error} FROM {source} "
-            f"WHERE {at} >= @since AND NOT {status} IN UNNEST(@ok) "
+            f"WHERE {window} AND NOT {status} IN UNNEST(@ok) "
             f"ORDER BY 1 DESC LIMIT {int(query.error_limit):d}",
             f"recent errors in {query.table}",
             parameters,
@@ -376,20 +558,19 @@ class BigQueryWarehouse:
         )
         if request.format == "AVRO":
             config.use_avro_logical_types = True
-        try:
-            with translated(f"extract {request.source} as job {job_id}"):
-                job = self.client.extract_table(
-                    source,
-                    request.destination_uri,
-                    job_id=job_id,
-                    location=self.location,
-                    job_config=config,
-                    retry=self._retry,
-                    timeout=self.retry_deadline,
-                )
-        except AlreadyExists:  # BigQuery's 409: the id was inserted before
-            return self.get_job(job_id)  # attach; never export twice
-        return self._status(job)
+        return self._insert_job(
+            job_id,
+            f"extract {request.source} as job {job_id}",
+            lambda: self.client.extract_table(
+                source,
+                request.destination_uri,
+                job_id=job_id,
+                location=self.location,
+                job_config=config,
+                retry=self._retry,
+                timeout=self.retry_deadline,
+            ),
+        )
 
     def start_load(self, request: LoadRequest) -> JobStatus:
         from google.cloud.bigquery import LoadJobConfig, SchemaField
@@ -405,20 +586,26 @@ class BigQueryWarehouse:
         )
         if request.format == "AVRO":
             config.use_avro_logical_types = True
-        try:
-            with translated(f"load into {request.destination} as job {job_id}"):
-                job = self.client.load_table_from_uri(
-                    list(request.source_uris),
-                    self._table_ref(request.destination),
-                    job_id=job_id,
-                    location=self.location,
-                    job_config=config,
-                    retry=self._retry,
-                    timeout=self.retry_deadline,
-                )
-        except AlreadyExists:
-            return self.get_job(job_id)
-        return self._status(job)
+        if request.format in ("AVRO", "PARQUET", "ORC"):
+            # BigQuery's default for these formats is ["NUMERIC"]: a decimal that NUMERIC
+            # can't hold (BIGNUMERIC's decimal(77, 38)) fails the load. BigQuery takes the
+            # first of NUMERIC, BIGNUMERIC, STRING (in that fixed order, whatever the
+            # list's order) that fits the decimal's precision and scale (REST reference,
+            # JobConfigurationLoad.decimalTargetTypes; job/load.py decimal_target_types).
+            config.decimal_target_types = ["NUMERIC", "BIGNUMERIC"]
+        return self._insert_job(
+            job_id,
+            f"load into {request.destination} as job {job_id}",
+            lambda: self.client.load_table_from_uri(
+                list(request.source_uris),
+                self._table_ref(request.destination),
+                job_id=job_id,
+                location=self.location,
+                job_config=config,
+                retry=self._retry,
+                timeout=self.retry_deadline,
+            ),
+        )
 
     def delete_table(self, table: TableRef) -> None:
         with translated(f"tables.delete {table}"):
@@ -434,45 +621,145 @@ class BigQueryWarehouse:
 
         The copy replaces the target's rows and schema in one job; if it fails (e.g. the
         target has an incompatible partitioning), the target is untouched and the
-        caller decides what happens to ``source``.
+        caller decides what happens to ``source``. The job id is fixed by (target,
+        source), so an insert whose answer was lost is found again (409 → attach). A
+        copy not seen to finish within ``copy_wait_seconds`` raises
+        :class:`~shared.errors.StillRunning`: its outcome is unknown and ``source``
+        must stay while it may still be read.
         """
-        import uuid
-
         from google.cloud.bigquery import CopyJobConfig
 
         if target.dataset != source.dataset:
             raise BadInput("replace_table needs source and target in the same dataset")
-        job_id = identifiers.job_id(
-            f"opsuite_swap_{target.dataset}-{target.table}_{uuid.uuid4().hex[:12]}"
-        )
+        job_id = self._replace_job_id(target, source)
         config = CopyJobConfig(  # type: ignore[no-untyped-call, unused-ignore]
             write_disposition="WRITE_TRUNCATE", create_disposition="CREATE_IF_NEEDED"
         )
-        with translated(f"copy {source} over {target} as job {job_id}"):
-            job = self.client.copy_table(
-                self._table_ref(source),
-                self._table_ref(target),
-                job_id=job_id,
-                location=self.location,
-                job_config=config,
-                retry=self._retry,
-                timeout=self.retry_deadline,
+        try:
+            status = self._insert_job(
+                job_id,
+                f"copy {source} over {target} as job {job_id}",
+                lambda: self.client.copy_table(
+                    self._table_ref(source),
+                    self._table_ref(target),
+                    job_id=job_id,
+                    location=self.location,
+                    job_config=config,
+                    retry=self._retry,
+                    timeout=self.retry_deadline,
+                ),
             )
-            job.result(retry=self._retry, timeout=REPLACE_TIMEOUT_SECONDS)
-        status = self._status(job)
+        except TransientError as lost:
+            # The insert may have reached BigQuery although no answer came back.
+            status = self._after_lost_insert(job_id, lost)
+        # Our own bounded wait: job.result(timeout=...) bounds each HTTP request, not the
+        # whole wait (google/cloud/bigquery/job/base.py _AsyncJob.result), and it raises
+        # the job's error instead of returning a status.
+        deadline = monotonic() + self.copy_wait_seconds
+        delay = _NOT_FOUND_FIRST_DELAY
+        while not status.done:
+            remaining = deadline - monotonic()
+            if remaining <= 0:
+                raise StillRunning(
+                    f"copy {source} over {target}: job {job_id} did not finish within "
+                    f"{self.copy_wait_seconds:g} s and may still be running; keep {source} "
+                    f"until the job is done (its outcome decides whether {target} changed)",
+                    job_id,
+                )
+            sleep(min(delay, remaining))
+            delay = min(delay * 2, _POLL_MAX_DELAY)
+            try:
+                status = self.get_job(job_id)
+            except TransientError:
+                continue  # a failed poll says nothing about the copy: wait on
         if status.error is not None:
-            raise PermanentError(
-                f"copy {source} over {target} failed ({status.error.reason}: "
+            failed = TransientError if status.error.transient else PermanentError
+            raise failed(
+                f"copy {source} over {target} (job {job_id}) failed ({status.error.reason}: "
                 f"{status.error.message}); {target} is unchanged"
             )
-        self.delete_table(source)
+        try:
+            self.delete_table(source)
+        except OpsuiteError as exc:  # target is replaced: a leftover source isn't a failure
+            logger.warning(
+                "replace_table: the copy succeeded but its source could not be dropped",
+                extra={"fields": {"source": str(source), "job_id": job_id, "error": str(exc)}},
+            )
+
+    def _replace_job_id(self, target: TableRef, source: TableRef) -> str:
+        """One job id per (project, target, source): a retried insert answers 409 and attaches."""
+        import hashlib
+
+        key = f"{self.project}:{target}<-{source}".encode()
+        digest = hashlib.sha256(key).hexdigest()[:24]
+        readable = f"opsuite_replace_{target.dataset}-{target.table}"[:900]
+        return identifiers.job_id(f"{readable}_{digest}")
+
+    def _after_lost_insert(self, job_id: str, lost: TransientError) -> JobStatus:
+        """The job's status if the unanswered insert created it; else ``lost`` is raised."""
+        self._expect_job(job_id)
+        try:
+            return self.get_job(job_id)
+        except NotFound:
+            raise lost from None  # never created: nothing runs, the caller may clean up
+        except TransientError as exc:
+            raise StillRunning(
+                f"job {job_id}: its insert got no answer ({lost}) and it can't be looked up "
+                f"({exc}); it may still be running",
+                job_id,
+            ) from exc
+
+    def _insert_job(self, job_id: str, what: str, insert: Callable[[], Any]) -> JobStatus:
+        """``jobs.insert`` under the caller's id; an id that exists (409) is attached to."""
+        try:
+            with translated(what):
+                job = insert()
+        except AlreadyExists:  # BigQuery's 409: the id was inserted before
+            self._expect_job(job_id)
+            return self.get_job(job_id)  # attach; never run a job twice
+        self._expect_job(job_id)
+        return self._status(job)
+
+    def _expect_job(self, job_id: str) -> None:
+        with self._lock:
+            self._unseen_jobs.setdefault(job_id, monotonic())
 
     def get_job(self, job_id: str) -> JobStatus:
+        """The job's status; NotFound at once for an id this adapter hasn't inserted.
+
+        ``jobs.get`` can answer 404 for a moment right after ``jobs.insert`` or a 409
+        (google/cloud/bigquery/retry.py ``_should_retry_get_job_conflict`` retries that
+        NotFound for the same reason), so a job this adapter inserted or was told exists
+        gets ``job_visibility_seconds`` to appear. Any other lookup is not retried: the
+        backup service asks first whether a job exists and inserts on NotFound.
+        """
         identifiers.job_id(job_id)
-        with translated(f"jobs.get {job_id}"):
-            job = self.client.get_job(
-                job_id, location=self.location, retry=self._retry, timeout=self.retry_deadline
-            )
+        with self._lock:
+            expected_since = self._unseen_jobs.get(job_id)
+        visible_by = (
+            None if expected_since is None else expected_since + self.job_visibility_seconds
+        )
+        delay = _NOT_FOUND_FIRST_DELAY
+        while True:
+            try:
+                with translated(f"jobs.get {job_id}"):
+                    job = self.client.get_job(
+                        job_id,
+                        location=self.location,
+                        retry=self._retry,
+                        timeout=self.retry_deadline,
+                    )
+                break
+            except NotFound:
+                now = monotonic()
+                if visible_by is None or now >= visible_by:
+                    with self._lock:
+                        self._unseen_jobs.pop(job_id, None)
+                    raise
+                sleep(min(delay, visible_by - now))
+                delay = min(delay * 2, _NOT_FOUND_MAX_DELAY)
+        with self._lock:
+            self._unseen_jobs.pop(job_id, None)  # seen: a later 404 is a real one
         return self._status(job)
 
     @staticmethod

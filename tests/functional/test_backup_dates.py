@@ -1,0 +1,146 @@
+"""What a backup run's date means: the data of that night, or a refusal — never another day's.
+
+The local warehouse has no time travel, so a warehouse that can travel is simulated by
+a wrapper that records the instants it is asked for (the GCP adapter's requests for an
+instant are covered by the contract suite: ``table@<ms>`` and ``FOR SYSTEM_TIME AS OF``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import pytest
+
+from shared import runtime
+from shared.composition import Adapters
+from shared.identifiers import TableRef
+from shared.models import ExtractRequest, JobStatus
+from tests.helpers import ROOT, Stack, pubsub_event
+
+
+class TimeTravellingWarehouse:
+    """The local warehouse, pretending to read the past: records every instant asked for."""
+
+    time_travel = True
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.instants: list[datetime] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def row_count_at(self, table: TableRef, instant: datetime, *, info: Any = None) -> int:
+        self.instants.append(instant)
+        return self.inner.count_rows(table)  # type: ignore[no-any-return]
+
+    def start_extract(self, request: ExtractRequest) -> JobStatus:
+        self.instants.append(request.instant)
+        # the local warehouse refuses an instant before the table's last change: export now
+        now = request.__class__(**{**request.__dict__, "instant": datetime.now(UTC)})
+        return self.inner.start_extract(now)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def travelling(stack: Stack) -> TimeTravellingWarehouse:
+    warehouse = TimeTravellingWarehouse(stack.adapters.warehouse)
+    adapters = Adapters("local", warehouse, stack.adapters.store, stack.adapters.publisher)  # type: ignore[arg-type]
+    runtime.use(stack.settings, adapters)
+    return warehouse
+
+
+def _rejections(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        str(getattr(r, "fields", {}).get("error"))
+        for r in caplog.records
+        if r.getMessage() == "backup trigger rejected"
+    ]
+
+
+def test_a_date_outside_the_time_travel_window_is_refused_with_the_window_named(
+    stack: Stack, travelling: TimeTravellingWarehouse, post_event: Any, caplog: Any
+) -> None:
+    caplog.set_level(logging.INFO)
+    response = post_event(pubsub_event({"date": "1970-01-01"}))
+
+    assert response.status_code == 200  # bad input: acknowledged, never retried
+    assert stack.objects() == []  # no claim, no manifest labelled 19700101
+    [error] = _rejections(caplog)
+    assert "outside the 168 h time-travel window" in error
+    assert "oldest date that can be backed up now" in error
+    assert travelling.instants == []
+
+
+def test_a_past_date_inside_the_window_backs_up_that_night_at_its_scheduled_instant(
+    stack: Stack, travelling: TimeTravellingWarehouse, post_event: Any
+) -> None:
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    run_id = yesterday.strftime("%Y%m%d")
+
+    assert post_event(pubsub_event({"date": yesterday.isoformat()})).status_code == 200
+
+    manifest = stack.manifest(run_id)
+    hour, minute = map(int, stack.settings.backups.schedule_utc.split(":"))
+    scheduled = datetime.combine(yesterday, time(hour, minute), UTC)
+    assert manifest.status == "complete"
+    assert manifest.date == yesterday
+    assert manifest.instant == scheduled
+    assert travelling.instants and set(travelling.instants) == {scheduled}
+
+
+def test_a_redelivery_after_midnight_reads_the_moment_its_trigger_was_published(
+    stack: Stack, travelling: TimeTravellingWarehouse, post_event: Any
+) -> None:
+    published = datetime.combine(datetime.now(UTC).date(), time.min, UTC) - timedelta(minutes=7)
+
+    assert post_event(pubsub_event(publish_time=published)).status_code == 200
+
+    manifest = stack.manifest(published.strftime("%Y%m%d"))
+    assert manifest.date == published.date()
+    assert manifest.instant == published
+    assert set(travelling.instants) == {published}
+
+
+def test_a_past_date_on_a_warehouse_without_time_travel_is_refused(
+    stack: Stack, post_event: Any, caplog: Any
+) -> None:
+    caplog.set_level(logging.INFO)
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+
+    assert post_event(pubsub_event({"date": yesterday.isoformat()})).status_code == 200
+
+    assert stack.objects() == []
+    [error] = _rejections(caplog)
+    assert "no time travel" in error
+
+
+def test_todays_run_reads_the_tables_as_they_are(stack: Stack, post_event: Any) -> None:
+    before = datetime.now(UTC)
+    assert post_event(pubsub_event()).status_code == 200
+    manifest = stack.manifest(before.strftime("%Y%m%d"))
+    assert manifest.status == "complete"
+    assert before <= manifest.instant <= datetime.now(UTC)
+
+
+@pytest.mark.parametrize(
+    ("date", "expected"),
+    [
+        ("1970-01-01", "no time travel"),  # the local warehouse can't read the past at all
+        ("2099-01-01", "in the future"),
+    ],
+)
+def test_cli_date_means_the_same_as_the_trigger(stack: Stack, date: str, expected: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "--config", str(stack.config), "backup",
+         "--date", date, "--dry-run"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 64, result.stderr
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert json.dumps(stack.objects()) == "[]"
