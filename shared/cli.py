@@ -30,7 +30,7 @@ from shared.config import DEFAULT_CONFIG_PATH, Settings, load_settings, resolve_
 from shared.errors import BadInput, ConfigError, NotFound, OpsuiteError, TransientError
 from shared.events import BackupRequest
 from shared.identifiers import TableRef
-from shared.manifest import CLAIM, MANIFEST, RunLayout
+from shared.manifest import CLAIM, MANIFEST, RunLayout, is_run_id
 from shared.progress import TableProgress
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_FAILED = 0, 1, 2
@@ -59,13 +59,9 @@ def _date_arg(value: str) -> str:
     return value
 
 
-#: Run ids as shared/manifest.py ``run_id_for`` makes them (and shared/events.py accepts).
-_RUN_ID = re.compile(r"[0-9]{8}(-[0-9a-f]{8})?")
-
-
 def _run_arg(value: str) -> str:
     """A run id's shape is checked before it becomes an object name (``../x``, 300 chars)."""
-    if not _RUN_ID.fullmatch(value):
+    if not is_run_id(value):
         shown = value if len(value) <= 40 else value[:40] + "..."
         raise argparse.ArgumentTypeError(
             f"{shown!r} is not a run id (expected YYYYMMDD or YYYYMMDD-<8 hex>; "
@@ -250,6 +246,7 @@ def cmd_backup(settings: Settings, adapters: Adapters, args: argparse.Namespace)
         existing = outcome.manifest  # the run exists already: there is nothing to export
         if args.json:
             _print_json({"run_id": outcome.run_id, "plan": [asdict(p) for p in outcome.plan],
+                         "rejected": [r.model_dump() for r in outcome.rejected],
                          "existing_status": existing.status if existing else None})  # fmt: skip
         elif existing is not None:
             print(
@@ -260,7 +257,9 @@ def cmd_backup(settings: Settings, adapters: Adapters, args: argparse.Namespace)
             print(f"dry run: run {outcome.run_id} would export {len(outcome.plan)} tables")
             for p in outcome.plan:
                 print(f"  {p.source:<48} -> {_where(settings, adapters, p.destination)}")
-        return EXIT_OK
+            for r in outcome.rejected:  # would be failed tables of the run: never left out
+                print(f"  CANNOT BACK UP {r.name}: {r.error}")
+        return EXIT_PROBLEMS if outcome.rejected else EXIT_OK
     manifest = outcome.manifest
     assert manifest is not None
     if args.json:
@@ -359,25 +358,37 @@ def cmd_restore(settings: Settings, adapters: Adapters, args: argparse.Namespace
     except NotFound as exc:
         raise _no_such_run(settings, adapters, args.run, exc) from None
     if args.json:
-        _print_json({"run_id": report.run_id, "ok": report.ok, "seconds": report.seconds,
+        _print_json({"run_id": report.run_id, "ok": report.ok, "dry_run": report.dry_run,
+                     "refused": report.refused, "seconds": report.seconds, "notes": report.notes,
                      "tables": [asdict(t) for t in report.tables]})  # fmt: skip
     else:
         for t in report.tables:
             line = f"  {t.source} -> {t.target}: {t.status}"
             if t.rows_restored is not None:
                 line += f", {t.rows_restored}/{t.rows_expected} rows"
-            if t.seconds is not None and t.status != "planned":
-                line += f", {t.seconds:.2f}s"
+            if t.seconds is not None and t.status not in ("planned", "refused"):
+                line += f", {t.seconds:.2f}s"  # the table's own work, not its wait
             if t.error:
                 line += f" ({_where_in(settings, adapters, t.error)})"
             print(line)
-        print(
-            f"restore of run {report.run_id}: {'ok' if report.ok else 'FAILED'} "
-            f"in {report.seconds:.2f}s"
-        )
-    failed = sum(t.status == "failed" for t in report.tables)
-    if not failed:
+        for note in report.notes:
+            print(f"  note: {note}")
+        if report.dry_run:
+            verdict = (
+                "would be refused: pass --force to replace existing tables, "
+                "or --target-dataset to restore beside them"
+                if report.refused
+                else ("would restore" if report.ok else "PROBLEMS found (see above)")
+            )
+            print(f"dry run of restoring run {report.run_id}: {verdict}")
+        else:
+            print(
+                f"restore of run {report.run_id}: {'ok' if report.ok else 'FAILED'} "
+                f"in {report.seconds:.2f}s"
+            )
+    if report.ok:
         return EXIT_OK
+    failed = sum(t.status == "failed" for t in report.tables)
     return EXIT_FAILED if failed == len(report.tables) else EXIT_PROBLEMS
 
 

@@ -20,10 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 
 from shared.errors import BadInput
 from shared.identifiers import TableRef
+from shared.manifest import is_run_id
 
 PUBSUB_EVENT_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 MAX_MESSAGE_BYTES = 64 * 1024
-_RUN_ID_RE = re.compile(r"^[0-9]{8}(-[0-9a-f]{8})?$")
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def parse_backup_request(payload: bytes) -> BackupRequest:
         TableRef.parse(table)
     if request.tables is not None and not request.tables:
         raise BadInput("tables: expected at least one 'dataset.table' (omit it for all)")
-    if request.run_id is not None and not _RUN_ID_RE.fullmatch(request.run_id):
+    if request.run_id is not None and not is_run_id(request.run_id):
         raise BadInput("run_id: expected YYYYMMDD or YYYYMMDD-<8 hex>")
     return request
 

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import date as Date
 from datetime import datetime
@@ -124,6 +125,14 @@ class Manifest(_Record):
 
     def table(self, source: str) -> TableResult | None:
         return next((t for t in self.tables if t.source == source), None)
+
+
+#: The shape of every run id ``run_id_for`` makes: ``YYYYMMDD`` or ``YYYYMMDD-<8 hex>``.
+RUN_ID_PATTERN = re.compile(r"[0-9]{8}(-[0-9a-f]{8})?")
+
+
+def is_run_id(value: str) -> bool:
+    return RUN_ID_PATTERN.fullmatch(value) is not None
 
 
 def run_id_for(run_date: Date, tables: list[str] | None) -> str:

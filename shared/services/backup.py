@@ -380,7 +380,10 @@ class BackupRun:
 
     # -- one table --------------------------------------------------------------------
     def _table(self, claim: RunClaim, table: TableRef) -> TableResult:
-        existing = self._existing_result(table)
+        try:
+            existing = self._existing_result(table)
+        except PermanentError as exc:  # a corrupt record, or a name the store can't hold
+            return self._unrecorded_failure(claim, table, exc)
         if existing is not None:
             return existing
         if self.deps.clock.monotonic() >= self.deadline:
@@ -395,7 +398,21 @@ class BackupRun:
                 "table export failed",
                 extra={"fields": {"run_id": claim.run_id, "table": str(table), "error": str(exc)}},
             )
-        return self._record_result(result)
+        try:
+            return self._record_result(result)
+        except PermanentError as exc:
+            return self._unrecorded_failure(claim, table, exc)
+
+    def _unrecorded_failure(
+        self, claim: RunClaim, table: TableRef, exc: PermanentError
+    ) -> TableResult:
+        """The table's own records can't be read or written: it fails, in the manifest only
+        (a later delivery meets the same problem and fails it the same way)."""
+        logger.warning(
+            "table records unusable; the table fails",
+            extra={"fields": {"run_id": claim.run_id, "table": str(table), "error": str(exc)}},
+        )
+        return TableResult(source=str(table), status="failed", error=str(exc))
 
     def _existing_result(self, table: TableRef) -> TableResult | None:
         name = f"{self.layout.table_dir(table)}/{RESULT}"

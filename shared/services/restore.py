@@ -40,7 +40,7 @@ from shared.errors import (
     StillRunning,
 )
 from shared.identifiers import TableRef, job_token
-from shared.manifest import Manifest, RunLayout, TableResult
+from shared.manifest import Manifest, RunLayout, TableResult, is_run_id
 from shared.models import JobStatus, LoadRequest, TableSpec, split_gs_uri
 from shared.ports import ObjectStore, Warehouse
 from shared.services.backup import read_manifest
@@ -108,8 +108,9 @@ class RestoreDeps:
 
 
 def load_manifest(store: ObjectStore, bucket: str, prefix: str, run_id: str) -> Manifest:
-    if not run_id or "/" in run_id or run_id in (".", ".."):
-        raise BadInput(f"{run_id!r} is not a run id")
+    if not is_run_id(run_id):  # before it becomes part of an object name
+        shown = run_id if len(run_id) <= 40 else run_id[:40] + "..."
+        raise BadInput(f"{shown!r} is not a run id (expected YYYYMMDD or YYYYMMDD-<8 hex>)")
     manifest = read_manifest(store, RunLayout(bucket, prefix, run_id))
     if manifest is None:
         raise NotFound(f"no manifest for run {run_id} in gs://{bucket}/{prefix}/")

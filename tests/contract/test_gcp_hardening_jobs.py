@@ -16,6 +16,7 @@ import pytest
 pytest.importorskip("google.cloud.bigquery")
 pytest.importorskip("google.cloud.storage")
 
+from shared import identifiers
 from shared.errors import (
     ConfigError,
     NotFound,
@@ -460,3 +461,15 @@ def test_composition_sizes_the_pools_from_max_concurrent_jobs() -> None:
 
     assert getattr(adapters.warehouse, "max_connections", None) == 24
     assert getattr(adapters.store, "max_connections", None) == 24
+
+
+def test_replace_table_job_id_is_valid_for_any_bigquery_table_name(server: CannedServer) -> None:
+    server.on(jobs_insert, job_reply("DONE"))
+    server.on(jobs_get, job_reply("DONE", kind="copy"))
+    server.on(request_is("DELETE", TABLES), lambda _: Reply(204))
+
+    warehouse(server).replace_table(TableRef("ds", "Spieler Übersicht"), STAGING)
+
+    [job_id] = [r.json["jobReference"]["jobId"] for r in copy_inserts(server)]
+    assert job_id.startswith("opsuite_replace_ds-Spieler_")
+    assert identifiers.job_id(job_id) == job_id

@@ -91,3 +91,17 @@ def test_the_unicode_table_round_trips_through_restore(odd: Stack) -> None:
     original = wh.execute(f"SELECT * FROM {quote('odd')}.{quote(source.table)} ORDER BY id")
     restored = wh.execute(f"SELECT * FROM {quote('restored')}.{quote(source.table)} ORDER BY id")
     assert restored == original and len(original) == 10
+
+
+def test_a_name_too_long_for_the_local_file_system_fails_alone(odd: Stack) -> None:
+    long_name = "ä" * 150  # 300 bytes: BigQuery takes it, ext4 can't hold it as one name
+    wh: Any = odd.adapters.warehouse
+    wh.execute(f"CREATE TABLE {quote('odd')}.{quote(long_name)} (id BIGINT)")
+
+    outcome = run_backup_to_end(BackupRequest(), _deps(odd))  # no OSError
+
+    manifest = outcome.manifest
+    assert manifest is not None and manifest.status == "partial"
+    [failed] = [t for t in manifest.tables if t.status == "failed"]
+    assert failed.source == f"odd.{long_name}"
+    assert "can't hold a name part of 300 bytes" in (failed.error or "")

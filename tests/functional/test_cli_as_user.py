@@ -6,6 +6,7 @@ code (64 bad input, 78 configuration), never a traceback.
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import signal
@@ -332,6 +333,20 @@ def _listening(port: int) -> bool:
     return True
 
 
+def _answers(port: int) -> bool:
+    """A worker has booted and answers HTTP (the port alone opens before gunicorn's worker
+    has set its signal handlers; a signal in that gap is lost until graceful_timeout)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", "/")
+        connection.getresponse().read()
+    except OSError:
+        return False
+    finally:
+        connection.close()
+    return True
+
+
 def _wait_for(condition: object, seconds: float) -> bool:
     """Poll ``condition()`` until true or ``seconds`` have passed (a bound, not a timing test)."""
     deadline = time.monotonic() + seconds
@@ -367,8 +382,8 @@ def served(config: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
         start_new_session=True,  # its own process group, as a terminal's foreground job
     )
     try:
-        if not _wait_for(lambda: _listening(port), 60):
-            pytest.fail("make serve did not start listening")
+        if not _wait_for(lambda: _answers(port), 60):
+            pytest.fail("make serve did not start answering")
         yield make, port
     finally:
         try:
@@ -383,14 +398,14 @@ def test_sigterm_to_make_serve_stops_the_server(
 ) -> None:
     make, port = served
     make.send_signal(signal.SIGTERM)  # e.g. a supervisor or `kill` stopping make only
-    make.wait(timeout=30)
+    make.wait(timeout=60)
     assert _wait_for(lambda: not _listening(port), 30), f"server still listening on {port}"
 
 
 def test_ctrl_c_to_make_serve_stops_the_server(served: tuple[subprocess.Popen[bytes], int]) -> None:
     make, port = served
     os.killpg(make.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
-    make.wait(timeout=30)
+    make.wait(timeout=60)
     assert _wait_for(lambda: not _listening(port), 30), f"server still listening on {port}"
 
 
@@ -430,3 +445,37 @@ def test_progress_into_a_closed_pipe_does_not_stop_the_restore(
     )  # fmt: skip
     assert result.returncode == EXIT_OK
     assert '"ok": true' in result.stdout
+
+
+def test_restore_dry_run_that_would_be_refused_says_so_and_is_not_ok(
+    tmp_path: Path, backed_up: Path
+) -> None:
+    run_id = time.strftime("%Y%m%d", time.gmtime())
+    args = ["--config", str(backed_up), "restore", "--run", run_id, "--dry-run"]
+
+    result = opsuite(tmp_path, *args)  # every target exists, no --force
+
+    assert result.returncode == 1, result.stdout  # finished with problems: exit 0 would lie
+    assert "would be refused: pass --force" in result.stdout
+    assert result.stdout.count(": refused") == 4
+    assert " ok" not in result.stdout.splitlines()[-1]
+    forced = opsuite(tmp_path, *args, "--force")
+    assert forced.returncode == EXIT_OK
+    assert "would restore" in forced.stdout
+
+
+def test_backup_dry_run_lists_tables_it_cannot_back_up(tmp_path: Path) -> None:
+    config = write_config(tmp_path, tables=[], datasets=[{"name": "odd"}])
+    assert opsuite(tmp_path, "--config", str(config), "seed").returncode == EXIT_OK
+    import duckdb
+
+    db = duckdb.connect(str(tmp_path / "local" / "warehouse.duckdb"))
+    db.execute('CREATE SCHEMA odd; CREATE TABLE odd."fine" (id BIGINT)')
+    db.execute(f'CREATE TABLE odd."{"x" * 1100}" (id BIGINT)')  # BigQuery allows 1024 bytes
+    db.close()
+
+    result = opsuite(tmp_path, "--config", str(config), "backup", "--dry-run")
+
+    assert result.returncode == 1, result.stderr
+    assert "would export 1 tables" in result.stdout
+    assert f"CANNOT BACK UP odd.{'x' * 1100}" in result.stdout

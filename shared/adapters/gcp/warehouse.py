@@ -692,7 +692,8 @@ class BigQueryWarehouse:
 
         key = f"{self.project}:{target}<-{source}".encode()
         digest = hashlib.sha256(key).hexdigest()[:24]
-        readable = f"opsuite_replace_{target.dataset}-{target.table}"[:900]
+        # job_token: a table name may hold Unicode or spaces, a job id may not
+        readable = f"opsuite_replace_{target.dataset}-{identifiers.job_token(target.table)}"
         return identifiers.job_id(f"{readable}_{digest}")
 
     def _after_lost_insert(self, job_id: str, lost: TransientError) -> JobStatus:

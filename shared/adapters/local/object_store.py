@@ -16,8 +16,11 @@ from typing import BinaryIO
 
 from shared import identifiers
 from shared.checksums import crc32c_b64_stream
-from shared.errors import BadInput, NotFound
+from shared.errors import BadInput, NotFound, PermanentError
 from shared.models import ObjectInfo
+
+#: The longest file or directory name common file systems allow (ext4, xfs, APFS: 255).
+NAME_MAX_BYTES = 255
 
 
 class LocalObjectStore:
@@ -32,6 +35,13 @@ class LocalObjectStore:
         parts = name.split("/")
         if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
             raise BadInput(f"{name!r} is not a valid object name")
+        too_long = next((p for p in parts if len(p.encode("utf-8")) > NAME_MAX_BYTES), None)
+        if too_long is not None:
+            # a valid GCS name (1024 bytes in all) but no file system holds such a part
+            raise PermanentError(
+                f"gs://{bucket}/{name}: the local object store (a directory) can't hold a "
+                f"name part of {len(too_long.encode('utf-8'))} bytes (at most {NAME_MAX_BYTES})"
+            )
         return self.root / bucket / Path(*parts)
 
     def _tmp(self, data: bytes) -> Path:
