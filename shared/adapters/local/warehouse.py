@@ -24,6 +24,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
@@ -448,7 +449,16 @@ class LocalWarehouse:
 
     def ensure_dataset(self, dataset: str) -> None:
         identifiers.dataset_id(dataset)
-        self.cursor().execute(f"CREATE SCHEMA IF NOT EXISTS {quote(dataset)}")
+        # Two threads creating the same schema at once: the loser gets "Catalog write-write
+        # conflict" (perhaps before the winner commits); IF NOT EXISTS again then succeeds.
+        for attempt in range(20):
+            try:
+                self.cursor().execute(f"CREATE SCHEMA IF NOT EXISTS {quote(dataset)}")
+                return
+            except duckdb.TransactionException as exc:
+                if attempt == 19:
+                    raise TransientError(f"creating dataset {dataset}: {exc}") from exc
+                time.sleep(0.005 * (attempt + 1))
 
     def create_table(self, table: TableRef, spec: TableSpec, *, replace: bool = False) -> None:
         if not spec.schema:
