@@ -95,6 +95,10 @@ class DatasetSelector(_Model):
         return included and not excluded
 
 
+#: Cloud Functions' limit for an event-driven function (gcp-facts.md).
+FUNCTION_TIMEOUT_SECONDS = 540
+
+
 class BackupSettings(_Model):
     bucket: BucketName
     prefix: ObjectPrefix = "backups"
@@ -138,6 +142,13 @@ class BackupSettings(_Model):
     @property
     def table_refs(self) -> list[TableRef]:
         return [TableRef.parse(name) for name in self.tables]
+
+    @property
+    def query_wait_seconds(self) -> float:
+        """How long one warehouse query may run: what is left of the 540 s function limit
+        after the time budget (a COUNT started just before the budget ends must still
+        finish, or be cancelled, before the function is killed), 10-300 s."""
+        return max(10.0, min(300.0, FUNCTION_TIMEOUT_SECONDS - 5 - self.time_budget_seconds))
 
 
 Period = Literal["minute", "hour", "day"]

@@ -61,6 +61,7 @@ def parse_pubsub_envelope(data: object) -> PubSubMessage:
             raise BadInput("message.publishTime is not an RFC 3339 timestamp") from None
         if publish_time.tzinfo is None:
             publish_time = publish_time.replace(tzinfo=UTC)
+        publish_time = publish_time.astimezone(UTC)  # its date is the UTC date of the night
     return PubSubMessage(
         data=payload,
         attributes=dict(attributes),

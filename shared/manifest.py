@@ -31,6 +31,8 @@ EVENT_MARKER = "_event.json"
 EVENT_CLAIM = "_event.claim.json"
 RESULT = "_result.json"
 RESOURCE = "table.json"
+#: Restore's staging tables beside their targets: never backed up as tables of their own.
+STAGING_PREFIX = "_opsuite_restore_"
 
 
 class _Record(BaseModel):

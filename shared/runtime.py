@@ -20,6 +20,9 @@ from shared.ports import ObjectStore
 #: Set by Terraform on the backup function: where to record a rejected trigger even when
 #: the configuration file can't be read.
 BACKUP_BUCKET_ENV = "OPSUITE_BACKUP_BUCKET"
+#: Set by Terraform too: the project for that record's Cloud Storage client (Cloud Functions
+#: 2nd gen sets no project variable itself).
+PROJECT_ENV = "OPSUITE_PROJECT"
 
 _lock = threading.Lock()
 _cached: tuple[Settings, Adapters] | None = None
@@ -54,8 +57,8 @@ def fallback_backup_store(env: Mapping[str, str] | None = None) -> tuple[ObjectS
     """The backup bucket's store without a valid configuration, or None if unknowable.
 
     The bucket comes from ``$OPSUITE_BACKUP_BUCKET``, else from whatever of the config
-    file still parses as YAML (``backups.bucket``); the project from the same file's
-    ``gcp.project`` or ``$GOOGLE_CLOUD_PROJECT``. Never raises.
+    file still parses as YAML (``backups.bucket``); the project from ``$OPSUITE_PROJECT``,
+    ``$GOOGLE_CLOUD_PROJECT`` or the same file's ``gcp.project``. Never raises.
     """
     environ = os.environ if env is None else env
     raw: dict[str, object] = {}
@@ -75,7 +78,11 @@ def fallback_backup_store(env: Mapping[str, str] | None = None) -> tuple[ObjectS
     try:
         bucket = bucket_name(environ.get(BACKUP_BUCKET_ENV) or section("backups").get("bucket"))
         backend = resolve_backend(None, environ)
-        project = environ.get("GOOGLE_CLOUD_PROJECT") or section("gcp").get("project")
+        project = (
+            environ.get(PROJECT_ENV)
+            or environ.get("GOOGLE_CLOUD_PROJECT")
+            or section("gcp").get("project")
+        )
         root = section("local").get("root")
         store = build_object_store(
             backend,

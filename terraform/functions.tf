@@ -31,8 +31,10 @@ module "backup_export" {
   environment_variables = {
     OPSUITE_BACKEND = "gcp"
     OPSUITE_CONFIG  = "opsuite.yaml"
-    # where a trigger rejected for an unreadable config is still recorded (health reports it)
+    # where a trigger rejected for an unreadable config is still recorded (health reports it);
+    # 2nd-gen runtimes set no project variable of their own
     OPSUITE_BACKUP_BUCKET = google_storage_bucket.backup.name
+    OPSUITE_PROJECT       = var.project_id
   }
 
   event_trigger = {

@@ -47,6 +47,7 @@ from shared.manifest import (
     MANIFEST,
     RESOURCE,
     RESULT,
+    STAGING_PREFIX,
     FileEntry,
     Manifest,
     RejectedTable,
@@ -70,9 +71,12 @@ JSON = "application/json"
 EVENT_CLAIM_STALE_SECONDS = 600
 EVENT_WAIT_SECONDS = 20
 CONTINUATION_PUBLISH_SECONDS = 30
-#: A past date's instant must be this far inside the time-travel window: the run itself
-#: (continuations included) reads the tables for a while after it starts.
+#: A past date's instant must be at least this far inside the time-travel window (and as
+#: far as the longest run, continuations included, takes): the run reads the tables for a
+#: while after it starts.
 TIME_TRAVEL_MARGIN = timedelta(hours=1)
+#: How far from the run's instant a table's streaming buffer still says something about it.
+STREAMING_BUFFER_HORIZON = timedelta(hours=2)
 
 
 class Progress(Protocol):
@@ -176,8 +180,8 @@ def resolve_tables(
             missing.append(selector.name)
             continue
         for name in names:
-            if not selector.selects(name):
-                continue
+            if not selector.selects(name) or name.startswith(STAGING_PREFIX):
+                continue  # not selected, or a restore's staging table (ours, transient)
             source = f"{selector.name}.{name}"
             try:
                 table = TableRef(selector.name, name)
@@ -286,7 +290,7 @@ class BackupRun:
         night's data: the tables at the date's scheduled time (``schedule_utc``), read
         through time travel, so a run labelled with a date never holds another day's
         rows. That is possible only while the instant is inside the time-travel window
-        (with an hour's margin for the run itself) and only on a warehouse that can
+        (less the longest the run may take) and only on a warehouse that can
         travel in time; otherwise the date is refused and nothing is written.
         """
         now = self.deps.now()
@@ -301,7 +305,9 @@ class BackupRun:
                 f"date {self.run_date} is in the past and this warehouse has no time travel: "
                 "it can only back up the tables as they are now (today's run)"
             )
-        window = timedelta(hours=self.s.time_travel_hours) - TIME_TRAVEL_MARGIN
+        # the whole run must read inside the window: continuations included
+        longest_run = timedelta(seconds=self.s.max_continuations * self.s.time_budget_seconds)
+        window = timedelta(hours=self.s.time_travel_hours) - max(TIME_TRAVEL_MARGIN, longest_run)
         if now - instant > window:
             oldest = (now - window).astimezone(UTC)
             first_date = oldest.date() + timedelta(
@@ -462,7 +468,7 @@ class BackupRun:
                 continue
             try:
                 files, verification = self._verify(
-                    table, attempt, status, expected, info.streaming_buffer_rows
+                    table, attempt, status, expected, info.streaming_buffer_rows, claim.instant
                 )
             except VerificationError as exc:
                 last_error = str(exc)
@@ -525,13 +531,15 @@ class BackupRun:
         attempt: int,
         status: JobStatus,
         expected: int,
-        buffered: int | None = None,
+        buffered: int | None,
+        instant: datetime,
     ) -> tuple[list[FileEntry], Verification]:
         """Check the attempt's files against the job and the row count at the instant.
 
         ``buffered``: the table's streaming-buffer estimate when it has one. Extract jobs
         don't read the buffer while COUNT(*) does, so fewer rows in the files than at the
-        instant is then expected: the table is complete with what BigQuery could export,
+        instant is then expected (within what the buffer holds, see ``_buffer_explains``):
+        the table is complete with what BigQuery could export,
         and the verification records how many rows were left in the buffer (the health
         check warns about it) instead of failing the table every night.
         """
@@ -571,7 +579,7 @@ class BackupRun:
                 )
             files[i] = files[i].model_copy(update={"rows": stats.rows})
             rows += stats.rows
-        if rows < expected and buffered is not None:
+        if rows < expected and self._buffer_explains(expected - rows, buffered, instant):
             missing = expected - rows
             logger.warning(
                 "rows in the streaming buffer were not exported",
@@ -600,6 +608,7 @@ class BackupRun:
         if rows != expected:
             raise VerificationError(
                 f"{table}: exported {rows} rows, the table had {expected} at the instant"
+                + (f" (streaming buffer estimate: {buffered} rows)" if buffered is not None else "")
             )
         return files, Verification(
             method="avro-block-headers",
@@ -609,6 +618,18 @@ class BackupRun:
             rows_expected=expected,
             ok=True,
         )
+
+    def _buffer_explains(self, missing: int, buffered: int | None, instant: datetime) -> bool:
+        """Can the streaming buffer account for ``missing`` rows of the export?
+
+        Only a buffer seen near the instant says anything about it (BigQuery flushes
+        buffered rows within about 90 minutes), and only as many rows as it holds: its
+        ``estimatedRows`` (an estimate, so 10 % and 100 rows of slack). Anything beyond
+        that is a real shortfall and fails verification as before.
+        """
+        if buffered is None or self.deps.now() - instant > STREAMING_BUFFER_HORIZON:
+            return False
+        return 0 < missing <= buffered + max(100, buffered // 10)
 
     def _clean_other_attempts(self, table: TableRef, keep: int) -> None:
         """Remove files of failed attempts so the run holds only what the manifest lists."""

@@ -23,15 +23,19 @@ logger = logging.getLogger(__name__)
 
 def handle_backup_event(data: object, context: Mapping[str, Any]) -> BackupOutcome | None:
     fields = {"event_id": context.get("id"), "event_type": context.get("type")}
+    published: datetime | None = None
     try:
         message = parse_pubsub_envelope(data)
         fields["message_id"] = message.message_id
+        published = message.publish_time
         request = parse_backup_request(message.data)
         published_at = None
         if request.date is None and message.publish_time is not None:
             # a redelivery after midnight still belongs to the night it was sent for,
             # and reads that night's data (the moment the trigger was published)
-            request = request.model_copy(update={"date": message.publish_time.date()})
+            request = request.model_copy(
+                update={"date": message.publish_time.astimezone(UTC).date()}
+            )
             published_at = message.publish_time
         settings, adapters = settings_and_adapters()
         age = event_age_seconds(message, datetime.now(UTC))
@@ -48,7 +52,18 @@ def handle_backup_event(data: object, context: Mapping[str, Any]) -> BackupOutco
             publisher=adapters.publisher,
             backend=adapters.backend,
         )
-        outcome = run_backup(request, deps, published_at=published_at)
+        try:
+            outcome = run_backup(request, deps, published_at=published_at)
+        except ConfigError as exc:
+            # Raised by an adapter while working (google.auth found no credentials): on a
+            # function that may be a metadata-server blip, not a broken file, so the
+            # trigger is redelivered (until the maximum event age) instead of acked.
+            logger.error(
+                "backup trigger could not authenticate; asking for redelivery",
+                extra={"fields": {**fields, "trigger_retrying": "credentials",
+                                  "error": str(exc)}},
+            )  # fmt: skip
+            raise TransientError(str(exc)) from exc
     except TransientError as exc:
         logger.warning(
             "backup trigger failed transiently; asking for redelivery",
@@ -69,7 +84,7 @@ def handle_backup_event(data: object, context: Mapping[str, Any]) -> BackupOutco
                 }
             },
         )
-        _record_config_rejection(fields, exc)
+        _record_config_rejection(fields, exc, published)
         return None
     except (BadInput, PermanentError) as exc:
         logger.error(
@@ -98,7 +113,9 @@ def handle_backup_event(data: object, context: Mapping[str, Any]) -> BackupOutco
     return outcome
 
 
-def _record_config_rejection(fields: Mapping[str, Any], exc: ConfigError) -> None:
+def _record_config_rejection(
+    fields: Mapping[str, Any], exc: ConfigError, published: datetime | None
+) -> None:
     target = fallback_backup_store()
     if target is None:
         logger.error(
@@ -112,7 +129,7 @@ def _record_config_rejection(fields: Mapping[str, Any], exc: ConfigError) -> Non
         store,
         bucket,
         TriggerRejection(
-            date=now.date(),
+            date=(published or now).astimezone(UTC).date(),  # the night it was sent for
             rejected_at=now,
             error_type=type(exc).__name__,
             error=str(exc),

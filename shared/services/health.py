@@ -20,7 +20,7 @@ from typing import Any, Literal
 from shared import __version__
 from shared.config import FreshnessTable, Settings
 from shared.errors import BadInput, NotFound, OpsuiteError
-from shared.manifest import CLAIM, MANIFEST, Manifest, RunClaim
+from shared.manifest import CLAIM, MANIFEST, Manifest, RunClaim, RunLayout
 from shared.models import RunHistoryQuery
 from shared.ports import ObjectStore, Warehouse
 from shared.services.trigger_rejections import newest_rejection
@@ -295,7 +295,9 @@ def check_backups(deps: HealthDeps, mode: Mode) -> list[CheckEntry]:
             ),
             *rejected,
         ]
-    age = max(0.0, (now - manifest.completed_at).total_seconds())
+    # the age of the data it holds: a backfill of an old date finished a minute ago is
+    # not a fresh backup (its instant is that night's)
+    age = max(0.0, (now - manifest.instant).total_seconds())
     age_status = freshness_status(
         age, thresholds.warn_after.seconds, thresholds.error_after.seconds
     )
@@ -325,8 +327,8 @@ def check_backups(deps: HealthDeps, mode: Mode) -> list[CheckEntry]:
             now,
             round(age),
             "s",
-            "" if age_status == "pass" else f"newest backup finished {age / 3600:.1f} h ago",
-            {"completedAt": _iso(manifest.completed_at)},
+            "" if age_status == "pass" else f"newest backup holds data from {age / 3600:.1f} h ago",
+            {"instant": _iso(manifest.instant), "completedAt": _iso(manifest.completed_at)},
         ),
         CheckEntry(
             "backup:status",
@@ -380,9 +382,15 @@ def _trigger_rejected(
     rejection = newest_rejection(deps.store, deps.settings.backups.bucket)
     if rejection is None:
         return []
-    newest = max((r.date for r in (manifest, claim) if r is not None), default=None)
+    # only a full nightly run shows the problem was fixed (a subset run id has "-hash")
+    full = [r.date for r in (manifest, claim) if r is not None and "-" not in r.run_id]
+    newest = max(full, default=None)
     if newest is not None and newest >= rejection.date:
-        return []  # a run of that day (or later) exists: the problem was fixed since
+        return []  # a nightly run of that day (or later) exists: fixed since
+    b = deps.settings.backups
+    that_night = RunLayout(b.bucket, b.prefix, rejection.date.strftime("%Y%m%d"))
+    if any(deps.store.stat(b.bucket, that_night.name(leaf)) for leaf in (MANIFEST, CLAIM)):
+        return []  # that night's run was made after all (newer subset runs hid it)
     return [
         CheckEntry(
             "backup:trigger",

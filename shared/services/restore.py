@@ -40,7 +40,7 @@ from shared.errors import (
     StillRunning,
 )
 from shared.identifiers import TableRef, job_token
-from shared.manifest import Manifest, RunLayout, TableResult, is_run_id
+from shared.manifest import STAGING_PREFIX, Manifest, RunLayout, TableResult, is_run_id
 from shared.models import JobStatus, LoadRequest, TableSpec, split_gs_uri
 from shared.ports import ObjectStore, Warehouse
 from shared.services.backup import read_manifest
@@ -276,7 +276,7 @@ class _Datasets:
 
 def _staging_name(target: TableRef, stamp: str) -> TableRef:
     """A valid, short table id beside ``target`` (ASCII, far below BigQuery's 1024 bytes)."""
-    return TableRef(target.dataset, f"_opsuite_restore_{stamp}_{job_token(target.table)}")
+    return TableRef(target.dataset, f"{STAGING_PREFIX}{stamp}_{job_token(target.table)}")
 
 
 def _job_id(manifest: Manifest, source: TableRef, target: TableRef, stamp: str) -> str:
@@ -375,9 +375,10 @@ def _restore_table(
         # The job's outcome is unknown: a copy may still be reading the staging table and
         # writing the target. Cleaning up now could leave a half-made target; say what to do.
         own = None if job_seconds is None else _own(t0, before_load, after_load, job_seconds, deps)
+        also = f" and {target} (created for this restore)" if created else ""
         return failed(
             f"{exc}; the staging table {staging} was kept: check job {exc.job_id} "
-            f"(bq show -j {exc.job_id}), then drop {staging} and restore again if it failed",
+            f"(bq show -j {exc.job_id}); if it failed, drop {staging}{also} and restore again",
             own,
             queued,
         )

@@ -461,6 +461,9 @@ def test_composition_sizes_the_pools_from_max_concurrent_jobs() -> None:
 
     assert getattr(adapters.warehouse, "max_connections", None) == 24
     assert getattr(adapters.store, "max_connections", None) == 24
+    # a query started just before the 480 s budget ends is cancelled before the 540 s kill
+    wait = getattr(adapters.warehouse, "query_wait_seconds", None)
+    assert wait is not None and 480 + wait < 540
 
 
 def test_replace_table_job_id_is_valid_for_any_bigquery_table_name(server: CannedServer) -> None:
@@ -473,3 +476,16 @@ def test_replace_table_job_id_is_valid_for_any_bigquery_table_name(server: Canne
     [job_id] = [r.json["jobReference"]["jobId"] for r in copy_inserts(server)]
     assert job_id.startswith("opsuite_replace_ds-Spieler_")
     assert identifiers.job_id(job_id) == job_id
+
+
+def test_jobs_done_at_insert_leave_nothing_behind(server: CannedServer) -> None:
+    # a warm function instance inserts thousands of jobs: none may stay in memory
+    server.on(jobs_insert, job_reply("DONE"))
+    server.on(jobs_get, job_reply("DONE", kind="copy"))
+    server.on(request_is("DELETE", TABLES), lambda _: Reply(204))
+    wh = warehouse(server)
+
+    for i in range(3):
+        wh.replace_table(TableRef("ds", f"t{i}"), STAGING)
+
+    assert wh._unseen_jobs == {}

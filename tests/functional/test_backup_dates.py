@@ -144,3 +144,54 @@ def test_cli_date_means_the_same_as_the_trigger(stack: Stack, date: str, expecte
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
     assert json.dumps(stack.objects()) == "[]"
+
+
+def test_health_ages_a_backfill_by_the_night_it_holds(
+    stack: Stack, travelling: TimeTravellingWarehouse, post_event: Any
+) -> None:
+    from shared.services.health import HealthDeps, parse_health_params, run_health
+
+    three_days_ago = datetime.now(UTC).date() - timedelta(days=3)
+    assert post_event(pubsub_event({"date": three_days_ago.isoformat()})).status_code == 200
+    manifest = stack.manifest(three_days_ago.strftime("%Y%m%d"))
+    assert manifest.status == "complete"  # finished just now ...
+
+    deps = HealthDeps(stack.settings, stack.adapters.warehouse, stack.adapters.store)
+    [age] = run_health(parse_health_params({"checks": ["backups"]}), deps).document()["checks"][
+        "backup:age"
+    ]
+    assert age["status"] == "fail"  # ... but holds data > 50 h old
+    assert age["observedValue"] >= 3 * 86400 - 10 * 3600
+
+
+@pytest.mark.parametrize(
+    ("now", "date", "accepted"),
+    [
+        # 2026-11-24 09:30 is 165.5 h before 12-01 07:00: inside 168 h, but not with the
+        # 3.2 h a run may take (24 continuations × 480 s) — refused
+        (datetime(2026, 12, 1, 7, 0, tzinfo=UTC), "2026-11-24", False),
+        (datetime(2026, 12, 1, 6, 0, tzinfo=UTC), "2026-11-24", True),  # 164.5 h: room left
+        (datetime(2026, 12, 1, 7, 0, tzinfo=UTC), "2026-11-25", True),
+    ],
+)
+def test_the_window_leaves_room_for_the_whole_run(
+    stack: Stack, now: datetime, date: str, accepted: bool
+) -> None:
+    from shared.errors import BadInput
+    from shared.events import parse_backup_request
+    from shared.services.backup import BackupDeps, BackupRun
+
+    deps = BackupDeps(
+        stack.settings.backups,
+        TimeTravellingWarehouse(stack.adapters.warehouse),  # type: ignore[arg-type]
+        stack.adapters.store,
+        stack.adapters.publisher,
+        "local",
+        now=lambda: now,
+    )
+    run = BackupRun(deps, parse_backup_request(json.dumps({"date": date}).encode()))
+    if accepted:
+        assert run._new_instant() == datetime.fromisoformat(f"{date}T09:30:00+00:00")
+    else:
+        with pytest.raises(BadInput, match="oldest date that can be backed up now: 2026-11-25"):
+            run._new_instant()

@@ -97,3 +97,54 @@ def test_an_unparseable_config_still_records_through_the_bucket_variable(
 
     fallback = Path(".local") / "gcs" / BUCKET / REJECTIONS_PREFIX
     assert len(list(fallback.glob("*.json"))) == 1
+
+
+class NoCredentials:
+    """A warehouse whose client finds no credentials (google.auth's DefaultCredentialsError)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def list_tables(self, dataset: str) -> list[str]:
+        from shared.errors import ConfigError
+
+        raise ConfigError("BigQuery client: no Application Default Credentials found")
+
+    get_table = list_tables  # type: ignore[assignment]
+
+
+def test_missing_credentials_at_work_are_retried_not_acknowledged(
+    stack: Stack, post_event: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from shared.composition import Adapters
+
+    caplog.set_level(logging.INFO)
+    adapters = stack.adapters
+    runtime.use(
+        stack.settings,
+        Adapters("local", NoCredentials(adapters.warehouse), adapters.store, adapters.publisher),  # type: ignore[arg-type]
+    )
+
+    response = post_event(pubsub_event())
+
+    assert response.status_code == 500  # raised: Pub/Sub redelivers (a metadata-server blip)
+    [line] = [r for r in caplog.records if "could not authenticate" in r.getMessage()]
+    assert line.fields["trigger_retrying"] == "credentials"  # type: ignore[attr-defined]
+    assert not stack.objects(REJECTIONS_PREFIX)
+
+
+def test_a_subset_run_does_not_hide_the_missing_nightly_run(
+    deployed: Stack, post_event: Any
+) -> None:
+    post_event(pubsub_event())  # rejected: the deployed config is broken
+    runtime.use(deployed.settings, deployed.adapters)
+
+    body = {"tables": ["nba_analytics.player_game_summary"]}  # someone backs up one table
+    assert post_event(pubsub_event(body, message_id="3")).status_code == 200
+
+    checks = _health(deployed)["checks"]
+    assert checks["backup:status"][0]["componentId"].startswith("run ")
+    assert checks["backup:trigger"][0]["status"] == "fail"  # the nightly run still missing

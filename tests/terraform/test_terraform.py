@@ -661,6 +661,7 @@ def test_backup_export_function() -> None:
         "OPSUITE_BACKEND": "gcp",
         "OPSUITE_CONFIG": "opsuite.yaml",
         "OPSUITE_BACKUP_BUCKET": "${google_storage_bucket.backup.name}",
+        "OPSUITE_PROJECT": "${var.project_id}",
     }
     assert call["service_account_email"] == "${google_service_account.backup_export.email}"
     trigger = require_trigger(call)

@@ -718,8 +718,10 @@ class BigQueryWarehouse:
         except AlreadyExists:  # BigQuery's 409: the id was inserted before
             self._expect_job(job_id)
             return self.get_job(job_id)  # attach; never run a job twice
-        self._expect_job(job_id)
-        return self._status(job)
+        status = self._status(job)
+        if not status.done:  # a job already DONE is never looked up again: nothing to forget
+            self._expect_job(job_id)
+        return status
 
     def _expect_job(self, job_id: str) -> None:
         with self._lock:

@@ -231,6 +231,12 @@ def _load_expression(field: SchemaField, expr: str) -> str:
     return expr
 
 
+def _sql_list(paths: Sequence[Path]) -> str:
+    """Paths as a DuckDB list of string literals (not Python's repr: it would write
+    ``\u3000`` for a non-ASCII space, which DuckDB doesn't unescape)."""
+    return "[" + ", ".join("'" + p.as_posix().replace("'", "''") + "'" for p in paths) + "]"
+
+
 class LocalWarehouse:
     time_travel = False  # tables are read as they are now (or refused, see _check_instant)
 
@@ -835,10 +841,10 @@ class LocalWarehouse:
             select = ", ".join(
                 _load_expression(f, quote(f.name)) + f" AS {quote(f.name)}" for f in request.schema
             )
-            source = f"read_avro({[p.as_posix() for p in paths]!r})"
+            source = f"read_avro({_sql_list(paths)})"
         else:
             select = ", ".join(quote(f.name) for f in request.schema)
-            source = f"read_parquet({[p.as_posix() for p in paths]!r})"
+            source = f"read_parquet({_sql_list(paths)})"
         columns = ", ".join(quote(f.name) for f in request.schema)
         cur.execute("BEGIN TRANSACTION")
         try:
