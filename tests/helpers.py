@@ -101,3 +101,23 @@ def pubsub_event(
     if attributes is not None:
         message["attributes"] = attributes
     return event
+
+
+def backup_deps(stack: Stack, warehouse: Any = None) -> Any:
+    """The backup service's dependencies on a test stack (optionally another warehouse)."""
+    from shared.services.backup import BackupDeps
+
+    a = stack.adapters
+    return BackupDeps(
+        stack.settings.backups, warehouse or a.warehouse, a.store, a.publisher, "local"
+    )
+
+
+def backup_now(stack: Stack) -> str:
+    """Run tonight's backup to its end on the stack; the run id of a complete run."""
+    from shared.events import BackupRequest
+    from shared.services.backup import run_backup_to_end
+
+    outcome = run_backup_to_end(BackupRequest(), backup_deps(stack))
+    assert outcome.manifest is not None and outcome.manifest.status == "complete"
+    return outcome.run_id

@@ -13,9 +13,9 @@ from shared.adapters.local.warehouse import quote
 from shared.events import BackupRequest
 from shared.identifiers import TableRef
 from shared.models import TableSpec, schema_from_api
-from shared.services.backup import BackupDeps, run_backup_to_end
+from shared.services.backup import run_backup_to_end
 from shared.services.restore import RestoreDeps, restore_run
-from tests.helpers import BUCKET, Stack, make_stack
+from tests.helpers import BUCKET, Stack, backup_deps, make_stack
 
 ODD = [
     "Spieler Übersicht",
@@ -45,9 +45,7 @@ def odd(tmp_path: Path) -> Iterator[Stack]:
     stack.adapters.close()
 
 
-def _deps(stack: Stack) -> BackupDeps:
-    a = stack.adapters
-    return BackupDeps(stack.settings.backups, a.warehouse, a.store, a.publisher, "local")
+_deps = backup_deps
 
 
 def test_unicode_space_and_dash_names_are_backed_up(odd: Stack) -> None:

@@ -14,7 +14,7 @@ from shared.models import TableSpec, schema_from_api
 from shared.services.backup import BackupDeps, run_backup_to_end
 from shared.services.inventory import list_runs, verify_run
 from shared.services.restore import RestoreDeps, restore_run
-from tests.helpers import BUCKET, Stack, make_stack
+from tests.helpers import BUCKET, Stack, backup_now, make_stack
 
 ALL_TYPES = schema_from_api([
     {"name": "id", "type": "INT64", "mode": "REQUIRED", "description": "row id"},
@@ -61,12 +61,7 @@ def typed(tmp_path: Path) -> Any:
     stack.adapters.close()
 
 
-def _backup(stack: Stack) -> str:
-    deps = BackupDeps(stack.settings.backups, stack.adapters.warehouse, stack.adapters.store,
-                      stack.adapters.publisher, "local")  # fmt: skip
-    outcome = run_backup_to_end(BackupRequest(), deps)
-    assert outcome.manifest is not None and outcome.manifest.status == "complete"
-    return outcome.run_id
+_backup = backup_now
 
 
 def _restore_deps(stack: Stack) -> RestoreDeps:

@@ -13,12 +13,10 @@ import pytest
 
 from shared import identifiers
 from shared.errors import NotFound, StillRunning
-from shared.events import BackupRequest
 from shared.identifiers import TableRef
 from shared.models import JobStatus, LoadRequest, TableSpec, schema_from_api
-from shared.services.backup import BackupDeps, run_backup_to_end
 from shared.services.restore import RestoreDeps, restore_run
-from tests.helpers import BUCKET, Stack, make_stack
+from tests.helpers import BUCKET, Stack, backup_now, make_stack
 
 GOOD = TableRef("hard_ds", "good")
 BAD = TableRef("hard_ds", "bad")
@@ -43,12 +41,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     s.adapters.close()
 
 
-def _backup(stack: Stack) -> str:
-    deps = BackupDeps(stack.settings.backups, stack.adapters.warehouse, stack.adapters.store,
-                      stack.adapters.publisher, "local")  # fmt: skip
-    outcome = run_backup_to_end(BackupRequest(), deps)
-    assert outcome.manifest is not None and outcome.manifest.status == "complete"
-    return outcome.run_id
+_backup = backup_now
 
 
 class Recording:
