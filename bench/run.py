@@ -60,7 +60,7 @@ class SimulatedBigQuery:
     def get_table(self, table: TableRef) -> TableInfo:
         return TableInfo(table, (SchemaField("id", "INT64"),), 0, 0, datetime.now(UTC))
 
-    def row_count_at(self, table: TableRef, instant: datetime, *, info: Any = None) -> int:
+    def row_count_at(self, table: TableRef, instant: datetime, **_: Any) -> int:
         return 0
 
     def start_extract(self, request: ExtractRequest) -> JobStatus:

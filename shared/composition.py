@@ -88,12 +88,7 @@ def build_adapters(settings: Settings, backend: Backend) -> Adapters:
     connections = settings.backups.max_concurrent_jobs
     return Adapters(
         backend=backend,
-        warehouse=BigQueryWarehouse(
-            gcp.project,
-            gcp.location,
-            max_connections=connections,
-            query_wait_seconds=settings.backups.query_wait_seconds,
-        ),
+        warehouse=BigQueryWarehouse(gcp.project, gcp.location, max_connections=connections),
         store=GcsObjectStore(gcp.project, max_connections=connections),
         publisher=PubSubPublisher(gcp.project),
     )

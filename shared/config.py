@@ -143,13 +143,6 @@ class BackupSettings(_Model):
     def table_refs(self) -> list[TableRef]:
         return [TableRef.parse(name) for name in self.tables]
 
-    @property
-    def query_wait_seconds(self) -> float:
-        """How long one warehouse query may run: what is left of the 540 s function limit
-        after the time budget (a COUNT started just before the budget ends must still
-        finish, or be cancelled, before the function is killed), 10-300 s."""
-        return max(10.0, min(300.0, FUNCTION_TIMEOUT_SECONDS - 5 - self.time_budget_seconds))
-
 
 Period = Literal["minute", "hour", "day"]
 _PERIOD_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}

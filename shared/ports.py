@@ -40,12 +40,19 @@ class Warehouse(Protocol):
     def table_exists(self, table: TableRef) -> bool: ...
 
     def row_count_at(
-        self, table: TableRef, instant: datetime, *, info: TableInfo | None = None
+        self,
+        table: TableRef,
+        instant: datetime,
+        *,
+        info: TableInfo | None = None,
+        wait_seconds: float | None = None,
     ) -> int:
         """Rows in ``table`` as of ``instant`` (time travel).
 
         ``info`` (the table's :meth:`get_table`) spares a metadata call: a table that
         requires a partition filter is counted with a predicate covering every partition.
+        ``wait_seconds``: how long the count may run (the caller's time left), else the
+        adapter's own limit.
         """
         ...
 

@@ -30,7 +30,7 @@ from typing import Literal, Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from shared.avro import scan_avro
-from shared.config import BackupSettings
+from shared.config import FUNCTION_TIMEOUT_SECONDS, BackupSettings
 from shared.errors import (
     BadInput,
     NotFound,
@@ -273,6 +273,13 @@ class BackupRun:
             for t in tables
         ]
 
+    def _time_to_kill(self) -> float:
+        """Seconds until the function would be killed (its 540 s limit, 5 s to spare): a
+        query may run that long and no longer, so it ends (or is cancelled) in time for the
+        continuation to be published. The budget only bounds when work *starts*."""
+        slack = FUNCTION_TIMEOUT_SECONDS - 5 - self.s.time_budget_seconds
+        return max(5.0, self.deadline - self.deps.clock.monotonic() + slack)
+
     def _retry(self, call: Callable[[], T]) -> T:
         return retry_transient(call, deadline=self.deadline, clock=self.deps.clock)
 
@@ -305,8 +312,10 @@ class BackupRun:
                 f"date {self.run_date} is in the past and this warehouse has no time travel: "
                 "it can only back up the tables as they are now (today's run)"
             )
-        # the whole run must read inside the window: continuations included
-        longest_run = timedelta(seconds=self.s.max_continuations * self.s.time_budget_seconds)
+        # the whole run must read inside the window: every invocation (the first and each
+        # continuation) may last up to the function limit, plus a minute's delivery each
+        invocations = self.s.max_continuations + 1
+        longest_run = timedelta(seconds=invocations * (FUNCTION_TIMEOUT_SECONDS + 60))
         window = timedelta(hours=self.s.time_travel_hours) - max(TIME_TRAVEL_MARGIN, longest_run)
         if now - instant > window:
             oldest = (now - window).astimezone(UTC)
@@ -451,7 +460,11 @@ class BackupRun:
             )
         )
         expected = int(
-            self._retry(lambda: d.warehouse.row_count_at(table, claim.instant, info=info))
+            self._retry(
+                lambda: d.warehouse.row_count_at(
+                    table, claim.instant, info=info, wait_seconds=self._time_to_kill()
+                )
+            )
         )
         last_error = ""
         for attempt in range(1, self.s.max_attempts + 1):

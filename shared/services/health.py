@@ -374,6 +374,10 @@ def check_backups(deps: HealthDeps, mode: Mode) -> list[CheckEntry]:
     return [*entries, *rejected]
 
 
+#: A rejection older than this is reported without looking for nightly runs day by day.
+REJECTION_LOOKBACK_DAYS = 31
+
+
 def _trigger_rejected(
     deps: HealthDeps, manifest: Manifest | None, claim: RunClaim | None
 ) -> list[CheckEntry]:
@@ -387,10 +391,14 @@ def _trigger_rejected(
     newest = max(full, default=None)
     if newest is not None and newest >= rejection.date:
         return []  # a nightly run of that day (or later) exists: fixed since
+    # newer subset runs can hide the nightly runs: look for one of that night or later
     b = deps.settings.backups
-    that_night = RunLayout(b.bucket, b.prefix, rejection.date.strftime("%Y%m%d"))
-    if any(deps.store.stat(b.bucket, that_night.name(leaf)) for leaf in (MANIFEST, CLAIM)):
-        return []  # that night's run was made after all (newer subset runs hid it)
+    day, today = rejection.date, deps.now().date()
+    while day <= today and (today - rejection.date).days <= REJECTION_LOOKBACK_DAYS:
+        night = RunLayout(b.bucket, b.prefix, day.strftime("%Y%m%d"))
+        if any(deps.store.stat(b.bucket, night.name(leaf)) for leaf in (MANIFEST, CLAIM)):
+            return []
+        day += timedelta(days=1)
     return [
         CheckEntry(
             "backup:trigger",

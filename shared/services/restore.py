@@ -375,10 +375,21 @@ def _restore_table(
         # The job's outcome is unknown: a copy may still be reading the staging table and
         # writing the target. Cleaning up now could leave a half-made target; say what to do.
         own = None if job_seconds is None else _own(t0, before_load, after_load, job_seconds, deps)
-        also = f" and {target} (created for this restore)" if created else ""
+        if exc.job_id == job_id:  # the load into staging: the target was never touched
+            advice = f"once it is done, drop {staging} and restore again"
+        elif created:  # the swap's copy into a target made for this restore
+            advice = (
+                f"once it is done, drop {staging}; if it failed, also drop {target} "
+                "(created for this restore) and restore again"
+            )
+        else:  # the swap's copy over an existing target: the job decides if it changed
+            advice = (
+                f"once it is done, drop {staging}; if it failed, {target} is unchanged: "
+                "restore again"
+            )
         return failed(
             f"{exc}; the staging table {staging} was kept: check job {exc.job_id} "
-            f"(bq show -j {exc.job_id}); if it failed, drop {staging}{also} and restore again",
+            f"(bq show -j {exc.job_id}); {advice}",
             own,
             queued,
         )

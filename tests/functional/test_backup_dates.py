@@ -35,7 +35,7 @@ class TimeTravellingWarehouse:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def row_count_at(self, table: TableRef, instant: datetime, *, info: Any = None) -> int:
+    def row_count_at(self, table: TableRef, instant: datetime, **_: Any) -> int:
         self.instants.append(instant)
         return self.inner.count_rows(table)  # type: ignore[no-any-return]
 
@@ -167,10 +167,10 @@ def test_health_ages_a_backfill_by_the_night_it_holds(
 @pytest.mark.parametrize(
     ("now", "date", "accepted"),
     [
-        # 2026-11-24 09:30 is 165.5 h before 12-01 07:00: inside 168 h, but not with the
-        # 3.2 h a run may take (24 continuations × 480 s) — refused
-        (datetime(2026, 12, 1, 7, 0, tzinfo=UTC), "2026-11-24", False),
-        (datetime(2026, 12, 1, 6, 0, tzinfo=UTC), "2026-11-24", True),  # 164.5 h: room left
+        # 2026-11-24 09:30 is 164.5 h before 12-01 06:00: inside 168 h, but not with the
+        # 4.2 h a run may take (25 invocations × (540 s + 60 s)) — refused
+        (datetime(2026, 12, 1, 6, 0, tzinfo=UTC), "2026-11-24", False),
+        (datetime(2026, 12, 1, 5, 0, tzinfo=UTC), "2026-11-24", True),  # 163.5 h: room left
         (datetime(2026, 12, 1, 7, 0, tzinfo=UTC), "2026-11-25", True),
     ],
 )
@@ -195,3 +195,29 @@ def test_the_window_leaves_room_for_the_whole_run(
     else:
         with pytest.raises(BadInput, match="oldest date that can be backed up now: 2026-11-25"):
             run._new_instant()
+
+
+def test_counts_may_run_only_until_the_function_would_be_killed(stack: Stack) -> None:
+    from shared.events import BackupRequest
+    from shared.services.backup import run_backup_to_end
+    from tests.helpers import backup_deps
+
+    waits: list[float] = []
+
+    class Recording(TimeTravellingWarehouse):
+        time_travel = False
+
+        def row_count_at(self, table: TableRef, instant: datetime, **kw: Any) -> int:
+            waits.append(kw["wait_seconds"])
+            return self.inner.row_count_at(table, instant)  # type: ignore[no-any-return]
+
+        def start_extract(self, request: ExtractRequest) -> JobStatus:
+            return self.inner.start_extract(request)  # type: ignore[no-any-return]
+
+    outcome = run_backup_to_end(
+        BackupRequest(), backup_deps(stack, Recording(stack.adapters.warehouse))
+    )
+
+    assert outcome.manifest is not None and outcome.manifest.status == "complete"
+    # 540 s limit - 5 s, less the time already spent in this invocation; never the budget's 480
+    assert waits and all(480 < w <= 535 for w in waits)

@@ -52,7 +52,7 @@ class StreamingWarehouse:
             return dataclasses.replace(info, streaming_buffer_rows=self.estimate)
         return info
 
-    def row_count_at(self, table: TableRef, instant: datetime, *, info: Any = None) -> int:
+    def row_count_at(self, table: TableRef, instant: datetime, **_: Any) -> int:
         rows: int = (
             self.inner.count_rows(table)
             if self.time_travel

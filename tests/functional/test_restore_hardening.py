@@ -277,7 +277,8 @@ def test_a_swap_whose_outcome_is_unknown_keeps_the_staging_table(stack: Stack) -
     [table] = report.tables
     assert table.status == "failed"
     assert "check job opsuite_swap_x" in (table.error or "")
-    assert "and fresh.good (created for this restore)" in (table.error or "")
+    assert "once it is done, drop fresh._opsuite_restore_" in (table.error or "")
+    assert "also drop fresh.good (created for this restore)" in (table.error or "")
     # nothing a still-running copy reads or writes was dropped behind its back
     staging = [t for t in stack.adapters.warehouse.list_tables("fresh") if "_opsuite_restore_" in t]
     assert len(staging) == 1

@@ -148,3 +148,29 @@ def test_a_subset_run_does_not_hide_the_missing_nightly_run(
     checks = _health(deployed)["checks"]
     assert checks["backup:status"][0]["componentId"].startswith("run ")
     assert checks["backup:trigger"][0]["status"] == "fail"  # the nightly run still missing
+
+
+def test_a_later_nightly_run_clears_the_rejection_even_behind_a_newer_subset_run(
+    deployed: Stack, post_event: Any
+) -> None:
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    post_event(pubsub_event(publish_time=now - timedelta(days=2)))  # rejected two nights ago
+    runtime.use(deployed.settings, deployed.adapters)  # fixed since
+    body = {"tables": ["nba_analytics.player_game_summary"]}  # today: a subset run only
+    assert post_event(pubsub_event(body, message_id="5")).status_code == 200
+    assert "backup:trigger" in _health(deployed)["checks"]  # no nightly run since: still failing
+
+    # yesterday's nightly run (the local stack can't back up a past date: its claim, as written)
+    [subset_claim] = [o.name for o in deployed.adapters.store.list(BUCKET, "backups/")
+                      if o.name.endswith("/_run.json")]  # fmt: skip
+    claim = json.loads(deployed.adapters.store.read(BUCKET, subset_claim))
+    yesterday = (now - timedelta(days=1)).strftime("%Y%m%d")
+    claim.update(run_id=yesterday, date=(now - timedelta(days=1)).date().isoformat())
+    deployed.adapters.store.write(
+        BUCKET, f"backups/{yesterday}/_run.json", json.dumps(claim).encode(), "application/json"
+    )
+
+    assert "backup:trigger" not in _health(deployed)["checks"]

@@ -258,7 +258,13 @@ class BigQueryWarehouse:
         name = identifiers.table_id(table.table)
         return f"`{project}.{dataset}.{name}`"
 
-    def _query(self, sql: str, what: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def _query(
+        self,
+        sql: str,
+        what: str,
+        parameters: Sequence[Any] = (),
+        wait_seconds: float | None = None,
+    ) -> list[tuple[Any, ...]]:
         """Run a read-only query with bound parameters; all rows as tuples.
 
         ``api_timeout`` bounds each HTTP request; ``wait_timeout`` the wait for the query
@@ -272,6 +278,8 @@ class BigQueryWarehouse:
         from google.cloud.bigquery import QueryJobConfig
         from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY
 
+        wait = self.query_wait_seconds if wait_seconds is None else wait_seconds
+
         with translated(what):
             try:
                 rows = self.client.query_and_wait(
@@ -281,17 +289,16 @@ class BigQueryWarehouse:
                     retry=self._retry,
                     job_retry=DEFAULT_JOB_RETRY.with_timeout(self.retry_deadline),
                     api_timeout=self.retry_deadline,
-                    wait_timeout=self.query_wait_seconds,
+                    wait_timeout=wait,
                 )
             except concurrent.futures.TimeoutError as exc:
                 raise PermanentError(
-                    f"{what}: the query did not finish within {self.query_wait_seconds:g} s "
-                    "(query_wait_seconds) and was cancelled"
+                    f"{what}: the query did not finish within {wait:g} s and was cancelled"
                 ) from exc
             return [tuple(row.values()) for row in rows]
 
-    def _scalar(self, sql: str, what: str) -> int:
-        rows = self._query(sql, what)
+    def _scalar(self, sql: str, what: str, wait_seconds: float | None = None) -> int:
+        rows = self._query(sql, what, wait_seconds=wait_seconds)
         if len(rows) != 1:
             raise PermanentError(f"{what}: expected one row, got {len(rows)}")
         return int(rows[0][0])
@@ -342,7 +349,12 @@ class BigQueryWarehouse:
         return all_partitions_predicate(info if info is not None else self.get_table(table))
 
     def row_count_at(
-        self, table: TableRef, instant: datetime, *, info: TableInfo | None = None
+        self,
+        table: TableRef,
+        instant: datetime,
+        *,
+        info: TableInfo | None = None,
+        wait_seconds: float | None = None,
     ) -> int:
         millis = epoch_millis(instant)
         sql = (
@@ -350,7 +362,7 @@ class BigQueryWarehouse:
             f"FOR SYSTEM_TIME AS OF TIMESTAMP_MILLIS({millis:d})"
             + _where(self._partition_filter(table, info))
         )
-        return self._scalar(sql, f"row count of {table} at {instant.isoformat()}")
+        return self._scalar(sql, f"row count of {table} at {instant.isoformat()}", wait_seconds)
 
     def count_rows(self, table: TableRef, *, info: TableInfo | None = None) -> int:
         sql = f"SELECT COUNT(*) AS n FROM {self._sql_table(table)}" + _where(

@@ -447,7 +447,12 @@ class LocalWarehouse:
             )
 
     def row_count_at(
-        self, table: TableRef, instant: datetime, *, info: TableInfo | None = None
+        self,
+        table: TableRef,
+        instant: datetime,
+        *,
+        info: TableInfo | None = None,
+        wait_seconds: float | None = None,
     ) -> int:
         self._require(table)
         self._check_instant(table, instant)
