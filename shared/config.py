@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -225,12 +226,190 @@ class HealthSettings(_Model):
     cache_max_age_seconds: int = Field(default=30, ge=0, le=3600)
 
 
+# -- SLOs (issue 8: the SLA evaluator) ---------------------------------------------------
+Severity = Literal["P0", "P1", "P2", "P3"]
+HealthCheckName = Literal["freshness", "backups", "pipeline", "dependencies"]
+_SLO_NAME = r"^[a-z][a-z0-9_]{0,62}$"  # a metric label value and an event attribute: bounded
+
+
+def _runbook(value: str) -> str:
+    """An http(s) URL, or a path in this repository with an optional ``#section``."""
+    url = re.fullmatch(r"https?://[^\s<>\"']{1,2000}", value)
+    doc = re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,300}(#[A-Za-z0-9_-]{1,200})?", value)
+    if not (url or doc) or ".." in value.split("#")[0]:
+        raise ValueError(f"{value!r} is not an http(s) URL or a repository path like README.md#x")
+    return value
+
+
+RunbookUrl = Annotated[str, AfterValidator(_runbook)]
+
+
+class FreshnessSli(_Model):
+    """Good when every table (default: health.freshness.tables) is younger than ``max_age``."""
+
+    kind: Literal["freshness"]
+    tables: list[TableName] = Field(default_factory=list)
+    max_age: Threshold = Threshold(count=24, period="hour")
+
+
+class RatioSli(_Model):
+    """Request-based: good runs / runs in the run-history table (``health.pipeline``'s table
+    and columns), per phase and overall; the SLO's objective is the ratio to hold."""
+
+    kind: Literal["ratio"]
+    phases: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list
+    )  # empty: every phase
+
+
+def _default_checks() -> list[HealthCheckName]:
+    return ["freshness", "backups", "dependencies"]
+
+
+class AvailabilitySli(_Model):
+    """An interval is good when none of the named health checks fails."""
+
+    kind: Literal["availability"]
+    checks: list[HealthCheckName] = Field(default_factory=_default_checks, min_length=1)
+
+
+class ThresholdSli(_Model):
+    """An aggregate of a column over the last ``days`` compared with ``bound``."""
+
+    kind: Literal["threshold"]
+    table: TableName
+    column: ColumnName
+    time_column: ColumnName
+    aggregate: Literal["avg", "max", "min", "sum"] = "avg"
+    days: int = Field(default=7, ge=1, le=400)
+    bound: float
+    good_when: Literal["below", "above"] = "below"
+    baseline: float | None = None  # reported beside the value (e.g. the model's 4.27 MAE)
+    not_null: ColumnName | None = None  # only rows where this column is set (graded rows)
+
+
+class RecoveryTimeSli(_Model):
+    """The newest restore drill passed, projects a full restore under ``max_hours``, and is
+    not older than ``max_drill_age``."""
+
+    kind: Literal["recovery_time"]
+    max_hours: float = Field(default=8.0, gt=0)
+    max_drill_age: Threshold = Threshold(count=8, period="day")
+
+
+class DetectionSli(_Model):
+    """Minutes from an incident's start to its first notification (filled by the alert
+    router's delivery ledger, issue 9): until then every evaluation is unknown."""
+
+    kind: Literal["detection"]
+    max_minutes: float = Field(default=30.0, gt=0)
+
+
+Sli = Annotated[
+    FreshnessSli | RatioSli | AvailabilitySli | ThresholdSli | RecoveryTimeSli | DetectionSli,
+    Field(discriminator="kind"),
+]
+
+
+class BurnRateAlert(_Model):
+    long_window: Threshold
+    short_window: Threshold
+    rate: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> BurnRateAlert:
+        if self.short_window.seconds >= self.long_window.seconds:
+            raise ValueError("short_window must be shorter than long_window")
+        return self
+
+
+def _default_burn_rates() -> list[BurnRateAlert]:
+    """The SRE workbook's multiwindow, multi-burn-rate alerts (ch. 5)."""
+    return [
+        BurnRateAlert(
+            long_window=Threshold(count=1, period="hour"),
+            short_window=Threshold(count=15, period="minute"),
+            rate=14.4,
+        ),
+        BurnRateAlert(
+            long_window=Threshold(count=6, period="hour"),
+            short_window=Threshold(count=1, period="hour"),
+            rate=6.0,
+        ),
+        BurnRateAlert(
+            long_window=Threshold(count=3, period="day"),
+            short_window=Threshold(count=6, period="hour"),
+            rate=1.0,
+        ),
+    ]
+
+
+class Slo(_Model):
+    name: Annotated[str, Field(pattern=_SLO_NAME)]
+    description: str = Field(min_length=1, max_length=500)
+    objective: float = Field(gt=0, lt=1)
+    window: Threshold = Threshold(count=28, period="day")
+    severity: Severity
+    runbook: RunbookUrl | None = None
+    sli: Sli
+
+
+class SloSettings(_Model):
+    cadence_minutes: int = Field(default=15, ge=1, le=1440)
+    trigger_topic: TopicId = "opsuite-sla-trigger"
+    alerts_topic: TopicId = "opsuite-alerts"
+    burn_rates: list[BurnRateAlert] = Field(default_factory=_default_burn_rates)
+    objectives: list[Slo] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> SloSettings:
+        names = [s.name for s in self.objectives]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"SLO names must be unique: {', '.join(twice)} appears twice")
+        cadence = self.cadence_minutes * 60
+        for slo in self.objectives:
+            if slo.window.seconds < cadence:
+                raise ValueError(f"{slo.name}: window is shorter than the cadence")
+        return self
+
+    def named(self, names: Sequence[str]) -> list[Slo]:
+        """The SLOs called ``names``; BadInput naming the unknown ones and the valid ones."""
+        known = {s.name: s for s in self.objectives}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise BadInput(
+                f"unknown SLO {', '.join(map(repr, unknown))} "
+                f"(configured: {', '.join(known) or 'none'})"
+            )
+        return [known[n] for n in names]
+
+
 class Settings(_Model):
     version: Literal[1] = 1
     gcp: GcpSettings | None = None
     local: LocalSettings = Field(default_factory=LocalSettings)
     backups: BackupSettings
     health: HealthSettings = Field(default_factory=HealthSettings)
+    slos: SloSettings = Field(default_factory=SloSettings)
+
+    @model_validator(mode="after")
+    def _check_slo_tables(self) -> Settings:
+        known = {t.table for t in self.health.freshness.tables} or set(self.backups.tables)
+        for i, slo in enumerate(self.slos.objectives):
+            if isinstance(slo.sli, FreshnessSli):
+                unknown = sorted(set(slo.sli.tables) - known)
+                if unknown:
+                    raise ValueError(
+                        f"slos.objectives[{i}] ({slo.name}): freshness tables must be listed "
+                        f"under health.freshness.tables: {', '.join(unknown)}"
+                    )
+            if isinstance(slo.sli, RatioSli) and self.health.pipeline is None:
+                raise ValueError(
+                    f"slos.objectives[{i}] ({slo.name}): a ratio SLI reads health.pipeline, "
+                    "which is disabled"
+                )
+        return self
 
     def require_gcp(self) -> GcpSettings:
         if self.gcp is None:
