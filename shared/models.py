@@ -302,3 +302,35 @@ class RunError:
 class RunHistory:
     phases: tuple[PhaseStats, ...]
     errors: tuple[RunError, ...]
+
+
+# -- metrics (the SLA evaluator's Cloud Monitoring custom metrics) ----------------------
+@dataclass(frozen=True)
+class MetricPoint:
+    """One GAUGE point of one time series: ``metric_type`` + ``labels`` name the series.
+
+    ``metric_type`` is a full type (``custom.googleapis.com/opsuite/...``) from
+    :mod:`shared.metrics`; label keys and values come only from configuration, so the
+    number of series stays bounded.
+    """
+
+    metric_type: str
+    labels: Mapping[str, str]
+    value: float | int | bool
+    at: datetime  # the GAUGE interval's end time (start == end)
+
+    @property
+    def series(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        return self.metric_type, tuple(sorted(self.labels.items()))
+
+
+@dataclass(frozen=True)
+class WriteReport:
+    """What a metric write did with each point it was given."""
+
+    written: int = 0
+    #: points whose series already has a point at that instant or later: a redelivered
+    #: evaluation (Monitoring answers "Points must be written in order"); not an error
+    already_present: int = 0
+    #: points that were not written and won't be by retrying, each with the reason
+    rejected: tuple[str, ...] = ()

@@ -15,12 +15,14 @@ from shared.models import (
     ExtractRequest,
     JobStatus,
     LoadRequest,
+    MetricPoint,
     ObjectInfo,
     RunHistory,
     RunHistoryQuery,
     TableInfo,
     TableMetadata,
     TableSpec,
+    WriteReport,
 )
 
 
@@ -141,4 +143,22 @@ class ObjectStore(Protocol):
 class Publisher(Protocol):
     def publish(self, topic: str, data: bytes, attributes: Mapping[str, str]) -> str:
         """Publish one message; returns the message id."""
+        ...
+
+
+class MetricWriter(Protocol):
+    """Cloud Monitoring-shaped custom metrics (GAUGE points of bounded series)."""
+
+    def write(self, points: Sequence[MetricPoint]) -> WriteReport:
+        """Write every point, batching as the service requires (at most 200 series and
+        one point per series per request, each series in time order). Points already
+        present (a redelivery) are counted, not errors; points the service refuses for
+        good (older than 25 h, more than 5 min ahead, unknown type) are reported in
+        ``rejected``; a fault that may pass raises TransientError with nothing claimed."""
+        ...
+
+    def query(
+        self, metric_type: str, since: datetime, until: datetime | None = None
+    ) -> list[MetricPoint]:
+        """The points of every series of ``metric_type`` in [since, until], oldest first."""
         ...
