@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.config import Backend, Settings
-from shared.ports import ObjectStore, Publisher, Warehouse
+from shared.ports import MetricWriter, ObjectStore, Publisher, Warehouse
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,9 @@ class Adapters:
     warehouse: Warehouse
     store: ObjectStore
     publisher: Publisher
+    #: Cloud Monitoring custom metrics (the SLA evaluator); last, so positional
+    #: ``Adapters(backend, warehouse, store, publisher)`` calls keep working
+    metrics: MetricWriter | None = None
 
     def close(self) -> None:
         for adapter in (self.warehouse, self.publisher):
@@ -59,10 +62,15 @@ class LocalPaths:
     def pubsub(self) -> Path:
         return self.root / "pubsub"
 
+    @property
+    def monitoring(self) -> Path:
+        return self.root / "monitoring"
+
 
 def build_adapters(settings: Settings, backend: Backend) -> Adapters:
     if backend == "local":
         from shared.adapters.local.bus import LocalBus
+        from shared.adapters.local.metric_store import LocalMetricStore
         from shared.adapters.local.object_store import LocalObjectStore
         from shared.adapters.local.warehouse import LocalWarehouse
 
@@ -77,7 +85,9 @@ def build_adapters(settings: Settings, backend: Backend) -> Adapters:
             ),
             store=LocalObjectStore(paths.gcs),
             publisher=LocalBus(paths.pubsub),
+            metrics=LocalMetricStore(paths.monitoring),
         )
+    from shared.adapters.gcp.metric_writer import MonitoringMetricWriter
     from shared.adapters.gcp.object_store import GcsObjectStore
     from shared.adapters.gcp.publisher import PubSubPublisher
     from shared.adapters.gcp.warehouse import BigQueryWarehouse
@@ -91,6 +101,7 @@ def build_adapters(settings: Settings, backend: Backend) -> Adapters:
         warehouse=BigQueryWarehouse(gcp.project, gcp.location, max_connections=connections),
         store=GcsObjectStore(gcp.project, max_connections=connections),
         publisher=PubSubPublisher(gcp.project),
+        metrics=MonitoringMetricWriter(gcp.project),  # its client is built on first write
     )
 
 

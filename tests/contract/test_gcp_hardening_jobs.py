@@ -461,6 +461,8 @@ def test_composition_sizes_the_pools_from_max_concurrent_jobs() -> None:
 
     assert getattr(adapters.warehouse, "max_connections", None) == 24
     assert getattr(adapters.store, "max_connections", None) == 24
+    assert type(adapters.metrics).__name__ == "MonitoringMetricWriter"
+    assert getattr(adapters.metrics, "_client", "built") is None  # lazily, on first write
 
 
 def test_replace_table_job_id_is_valid_for_any_bigquery_table_name(server: CannedServer) -> None:
