@@ -20,9 +20,7 @@ fail the next N calls of a method (:meth:`FakeMonitoringServer.fail_next`).
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable
-from concurrent import futures
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +30,8 @@ from google.cloud.monitoring_v3.types import metric_service
 from google.protobuf import any_pb2, empty_pb2  # type: ignore[import-untyped, unused-ignore]
 from google.rpc import code_pb2, status_pb2  # type: ignore[import-untyped, unused-ignore]
 from grpc_status import rpc_status  # type: ignore[import-untyped, unused-ignore]
+
+from tests.fakes.grpc_fake import GrpcFake
 
 SERVICE = "google.monitoring.v3.MetricService"
 MAX_SERIES = 200
@@ -53,14 +53,6 @@ SeriesKey = tuple[str, tuple[tuple[str, str], ...], str, tuple[tuple[str, str], 
 
 
 @dataclass
-class _Fault:
-    method: str
-    remaining: int
-    code: grpc.StatusCode
-    details: str
-
-
-@dataclass
 class StoredPoint:
     at: datetime
     value: Any  # google.monitoring.v3.TypedValue (raw protobuf)
@@ -71,22 +63,13 @@ def _utcnow() -> datetime:
 
 
 @dataclass
-class FakeMonitoringServer:
+class FakeMonitoringServer(GrpcFake):
     clock: Callable[[], datetime] = _utcnow
     requests: list[Any] = field(default_factory=list)
-    calls: list[tuple[str, grpc.StatusCode]] = field(default_factory=list)
     series: dict[SeriesKey, list[StoredPoint]] = field(default_factory=dict)
     value_types: dict[str, str] = field(default_factory=dict)
-    _faults: list[_Fault] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: Any = None
-    port: int = 0
 
     # -- lifecycle ----------------------------------------------------------------------
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
     def start(self) -> FakeMonitoringServer:
         def unary(method: str, request_type: Any, serialize: Callable[[Any], bytes]) -> Any:
             handler = getattr(self, f"_{method}")
@@ -122,18 +105,8 @@ class FakeMonitoringServer:
                 lambda m: m.SerializeToString(),
             ),
         }
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-        self._server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(SERVICE, handlers),)
-        )
-        self.port = self._server.add_insecure_port("127.0.0.1:0")
-        self._server.start()
+        self._serve(SERVICE, handlers)
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop(grace=None)
-            self._server = None
 
     def client(self) -> Any:
         """A real ``MetricServiceClient`` on an insecure channel to this server."""
@@ -159,8 +132,7 @@ class FakeMonitoringServer:
         method: str = "CreateTimeSeries",
         details: str = "The service is currently unavailable.",
     ) -> None:
-        with self._lock:
-            self._faults.append(_Fault(method, count, code, details))
+        self._add_fault(method, count, code, details)
 
     def create_requests(self) -> list[Any]:
         """The CreateTimeSeries requests received (raw protobuf), faults not included."""
@@ -170,14 +142,6 @@ class FakeMonitoringServer:
     def points(self, metric_type: str) -> dict[SeriesKey, list[StoredPoint]]:
         with self._lock:
             return {k: list(v) for k, v in self.series.items() if k[0] == metric_type}
-
-    def _take_fault(self, method: str) -> _Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.method == method and fault.remaining > 0:
-                    fault.remaining -= 1
-                    return fault
-        return None
 
     # -- the service --------------------------------------------------------------------
     def _CreateTimeSeries(self, request: Any) -> Any:

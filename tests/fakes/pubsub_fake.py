@@ -20,13 +20,13 @@ told to fail the next N calls of a method with a given status code
 from __future__ import annotations
 
 import itertools
-import threading
-from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 from google.pubsub_v1.types import pubsub as pubsub_types
+
+from tests.fakes.grpc_fake import GrpcFake
 
 SERVICE = "google.pubsub.v1.Publisher"
 MAX_MESSAGES = 1000
@@ -45,30 +45,13 @@ class PublishedMessage:
 
 
 @dataclass
-class _Fault:
-    method: str
-    remaining: int
-    code: grpc.StatusCode
-    details: str
-
-
-@dataclass
-class FakePublisherServer:
+class FakePublisherServer(GrpcFake):
     topics: set[str] = field(default_factory=set)
     requests: list[Any] = field(default_factory=list)
     messages: list[PublishedMessage] = field(default_factory=list)
-    calls: list[tuple[str, grpc.StatusCode]] = field(default_factory=list)
-    _faults: list[_Fault] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: Any = None
-    port: int = 0
 
     # -- lifecycle ----------------------------------------------------------------------
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
     def start(self) -> FakePublisherServer:
         def unary(method: str, request_type: Any, response_type: Any) -> Any:
             handler = getattr(self, f"_{method}")
@@ -97,18 +80,8 @@ class FakePublisherServer:
             "GetTopic": unary("GetTopic", pubsub_types.GetTopicRequest, pubsub_types.Topic),
             "CreateTopic": unary("CreateTopic", pubsub_types.Topic, pubsub_types.Topic),
         }
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-        self._server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(SERVICE, handlers),)
-        )
-        self.port = self._server.add_insecure_port("127.0.0.1:0")
-        self._server.start()
+        self._serve(SERVICE, handlers)
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop(grace=None)
-            self._server = None
 
     def client(self) -> Any:
         """A real ``PublisherClient`` whose transport is an insecure channel to this server."""
@@ -131,8 +104,7 @@ class FakePublisherServer:
         method: str = "Publish",
         details: str = "The service is currently unavailable.",
     ) -> None:
-        with self._lock:
-            self._faults.append(_Fault(method, count, code, details))
+        self._add_fault(method, count, code, details)
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -141,14 +113,6 @@ class FakePublisherServer:
     def published(self, topic_path: str) -> list[PublishedMessage]:
         with self._lock:
             return [m for m in self.messages if m.topic == topic_path]
-
-    def _take_fault(self, method: str) -> _Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.method == method and fault.remaining > 0:
-                    fault.remaining -= 1
-                    return fault
-        return None
 
     # -- the service --------------------------------------------------------------------
     def _require_topic(self, name: str) -> None:
