@@ -58,6 +58,7 @@ BucketName = Annotated[str, AfterValidator(_as_value_error(identifiers.bucket_na
 ObjectPrefix = Annotated[str, AfterValidator(_as_value_error(identifiers.object_prefix))]
 TopicId = Annotated[str, AfterValidator(_as_value_error(identifiers.topic_id))]
 ProjectId = Annotated[str, AfterValidator(_as_value_error(identifiers.project_id))]
+TableId = Annotated[str, AfterValidator(_as_value_error(identifiers.table_id))]
 
 
 def _table_ref(value: str) -> str:
@@ -100,6 +101,17 @@ class DatasetSelector(_Model):
 FUNCTION_TIMEOUT_SECONDS = 540
 
 
+class DrillSettings(_Model):
+    """The restore drill: a sample of the newest complete backup restored into a scratch
+    dataset, checked against the source at the backup's instant, then dropped."""
+
+    #: tables to restore (each must be in the backup); empty: the smallest complete table
+    tables: list[TableName] = Field(default_factory=list)
+    scratch_dataset: DatasetId = "opsuite_drill"
+    #: the scratch dataset's default table expiration: a drill that dies still cleans up
+    table_expiration_hours: int = Field(default=24, ge=1, le=24 * 30)
+
+
 class BackupSettings(_Model):
     bucket: BucketName
     prefix: ObjectPrefix = "backups"
@@ -125,6 +137,7 @@ class BackupSettings(_Model):
     schedule_utc: str = Field(default="09:30", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     trigger_topic: TopicId = "opsuite-backup-trigger"
     events_topic: TopicId = "opsuite-backup-events"
+    drill: DrillSettings = Field(default_factory=DrillSettings)
 
     @model_validator(mode="after")
     def _check(self) -> BackupSettings:
@@ -354,8 +367,21 @@ class Slo(_Model):
     sli: Sli
 
 
+class HistorySettings(_Model):
+    """Where every evaluation is recorded: a table partitioned by day in an ops dataset
+    (BigQuery; the DuckDB file locally)."""
+
+    dataset: DatasetId = "opsuite_ops"
+    table: TableId = "slo_evaluations"
+
+    @property
+    def ref(self) -> TableRef:
+        return TableRef(self.dataset, self.table)
+
+
 class SloSettings(_Model):
     cadence_minutes: int = Field(default=15, ge=1, le=1440)
+    history: HistorySettings = Field(default_factory=HistorySettings)
     trigger_topic: TopicId = "opsuite-sla-trigger"
     alerts_topic: TopicId = "opsuite-alerts"
     burn_rates: list[BurnRateAlert] = Field(default_factory=_default_burn_rates)

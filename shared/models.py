@@ -334,3 +334,93 @@ class WriteReport:
     already_present: int = 0
     #: points that were not written and won't be by retrying, each with the reason
     rejected: tuple[str, ...] = ()
+
+
+# -- SLA evaluator inputs (warehouse queries) --------------------------------------------
+AggregateName = Literal["avg", "max", "min", "sum"]
+
+
+@dataclass(frozen=True)
+class DailyAggregateQuery:
+    """Per-day partial aggregates of ``column``: rows with ``since <= time_column <= until``
+    (compared as the column's own type: a DATE column by the instants' UTC dates), and
+    ``not_null`` set when given. One query, grouped by the UTC day of ``time_column``."""
+
+    table: TableRef
+    column: str
+    time_column: str
+    since: datetime
+    until: datetime
+    not_null: str | None = None
+
+
+@dataclass(frozen=True)
+class DailyAggregate:
+    """One UTC day's partial aggregates (NULL values of ``column`` are not counted)."""
+
+    day: date
+    count: int
+    total: float  # SUM
+    minimum: float | None
+    maximum: float | None
+
+
+@dataclass(frozen=True)
+class RunBucketQuery:
+    """Runs with ``since < time_column <= until`` counted per phase and per ``bucket``
+    (a run at instant t falls in the bucket ending at the first multiple of
+    ``bucket_seconds`` since the Unix epoch that is >= t)."""
+
+    table: TableRef
+    phase_column: str
+    status_column: str
+    time_column: str
+    success_values: tuple[str, ...]
+    since: datetime
+    until: datetime
+    bucket_seconds: int
+
+
+@dataclass(frozen=True)
+class RunBucket:
+    end: datetime  # the bucket's end (inclusive), a multiple of bucket_seconds since the epoch
+    phase: str
+    runs: int
+    succeeded: int
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """Row count and an order-independent hash of every row's content."""
+
+    rows: int
+    digest: str  # hex; equal digests = same multiset of rows (with overwhelming likelihood)
+
+
+# -- SLA evaluation history --------------------------------------------------------------
+@dataclass(frozen=True)
+class EvaluationRecord:
+    """One SLO evaluated at one instant: a row of the evaluations history table.
+
+    ``good`` None = unknown (the SLI could not be computed; never counted as good).
+    Request-based SLIs (``ratio``) also carry the events counted since the previous
+    evaluation in ``good_events`` / ``total_events``. ``breaching``, ``exhausted`` and
+    ``burning`` are the SLO's state after this evaluation (the next evaluation's
+    "previous state"); ``detail`` is a JSON object (per-table ages, per-phase counts,
+    why a value is unknown), at most a few KiB.
+    """
+
+    at: datetime
+    slo: str
+    kind: str
+    good: bool | None
+    value: float | None
+    good_events: int | None
+    total_events: int | None
+    compliance: float | None
+    budget_remaining: float | None
+    breaching: bool
+    exhausted: bool
+    burning: tuple[str, ...]  # firing burn-rate window pairs, e.g. ("1h/15m",)
+    detail: str
+    recorded_at: datetime

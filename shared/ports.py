@@ -12,11 +12,17 @@ from typing import BinaryIO, Protocol
 
 from shared.identifiers import TableRef
 from shared.models import (
+    DailyAggregate,
+    DailyAggregateQuery,
+    EvaluationRecord,
     ExtractRequest,
+    Fingerprint,
     JobStatus,
     LoadRequest,
     MetricPoint,
     ObjectInfo,
+    RunBucket,
+    RunBucketQuery,
     RunHistory,
     RunHistoryQuery,
     TableInfo,
@@ -68,7 +74,10 @@ class Warehouse(Protocol):
         """Current state of a job. NotFound if no job has that id."""
         ...
 
-    def ensure_dataset(self, dataset: str) -> None: ...
+    def ensure_dataset(self, dataset: str, *, table_expiration_hours: int | None = None) -> None:
+        """Create ``dataset`` unless it exists. ``table_expiration_hours``: the default
+        expiration of tables created in a *new* dataset (an existing one is left as it is)."""
+        ...
 
     def create_table(self, table: TableRef, spec: TableSpec, *, replace: bool = False) -> None:
         """Create ``table``; AlreadyExists unless ``replace``."""
@@ -113,6 +122,31 @@ class Warehouse(Protocol):
 
     def run_history(self, query: RunHistoryQuery) -> RunHistory:
         """Per-phase run counts since ``query.since`` and the most recent failures."""
+        ...
+
+    # -- SLA evaluator --------------------------------------------------------------------
+    def daily_aggregates(self, query: DailyAggregateQuery) -> list[DailyAggregate]:
+        """Per-UTC-day COUNT/SUM/MIN/MAX of a column (one query), oldest day first.
+        NotFound for a missing table; BadInput for a column that is not numeric."""
+        ...
+
+    def run_buckets(self, query: RunBucketQuery) -> list[RunBucket]:
+        """Runs and successful runs per (bucket, phase) in (since, until] (one query),
+        ordered by bucket end then phase. NotFound for a missing table."""
+        ...
+
+    def load_times(
+        self, table: TableRef, column: str, since: datetime, until: datetime
+    ) -> list[datetime]:
+        """The distinct values of timestamp ``column`` in [since, until], ascending (one
+        query): when the table was loaded, for reconstructing freshness over a window."""
+        ...
+
+    def fingerprint(self, table: TableRef, instant: datetime | None = None) -> Fingerprint:
+        """Rows and a content digest of ``table`` (as of ``instant`` when the warehouse
+        can time travel; otherwise as it is now, and BadInput if it changed since
+        ``instant``). Two tables with the same rows (in any order) and the same schema give
+        the same digest on the same warehouse."""
         ...
 
 
@@ -161,4 +195,22 @@ class MetricWriter(Protocol):
         self, metric_type: str, since: datetime, until: datetime | None = None
     ) -> list[MetricPoint]:
         """The points of every series of ``metric_type`` in [since, until], oldest first."""
+        ...
+
+
+class EvaluationHistory(Protocol):
+    """The SLA evaluator's history: one row per (instant, SLO), in the warehouse."""
+
+    def append(self, job_id: str, records: Sequence[EvaluationRecord]) -> bool:
+        """Append ``records`` as one load job called ``job_id``. A job with that id that
+        already ran (a redelivery) is attached to instead, and nothing is appended twice:
+        returns True when this call appended, False when an earlier one had. Creates the
+        dataset and table on first use. TransientError if it may pass."""
+        ...
+
+    def read(
+        self, slos: Sequence[str], since: datetime, until: datetime
+    ) -> list[EvaluationRecord]:
+        """Every row of ``slos`` with ``since < at <= until`` (one query), ordered by ``at``
+        then ``recorded_at``; a missing table reads as empty."""
         ...
