@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.config import Backend, Settings
-from shared.ports import MetricWriter, ObjectStore, Publisher, Warehouse
+from shared.ports import EvaluationHistory, MetricWriter, ObjectStore, Publisher, Warehouse
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,11 @@ class Adapters:
     #: Cloud Monitoring custom metrics (the SLA evaluator); last, so positional
     #: ``Adapters(backend, warehouse, store, publisher)`` calls keep working
     metrics: MetricWriter | None = None
+    #: the SLA evaluations table (in the warehouse: BigQuery, or the local DuckDB file)
+    history: EvaluationHistory | None = None
 
     def close(self) -> None:
-        for adapter in (self.warehouse, self.publisher):
+        for adapter in (self.warehouse, self.publisher, self.metrics):
             close = getattr(adapter, "close", None)
             if callable(close):
                 close()
@@ -70,23 +72,27 @@ class LocalPaths:
 def build_adapters(settings: Settings, backend: Backend) -> Adapters:
     if backend == "local":
         from shared.adapters.local.bus import LocalBus
+        from shared.adapters.local.history import LocalEvaluationHistory
         from shared.adapters.local.metric_store import LocalMetricStore
         from shared.adapters.local.object_store import LocalObjectStore
         from shared.adapters.local.warehouse import LocalWarehouse
 
         paths = LocalPaths(Path(settings.local.root))
+        warehouse = LocalWarehouse(
+            paths.warehouse,
+            paths.gcs,
+            paths.jobs,
+            max_file_bytes=settings.backups.max_file_bytes,
+        )
         return Adapters(
             backend=backend,
-            warehouse=LocalWarehouse(
-                paths.warehouse,
-                paths.gcs,
-                paths.jobs,
-                max_file_bytes=settings.backups.max_file_bytes,
-            ),
+            warehouse=warehouse,
             store=LocalObjectStore(paths.gcs),
             publisher=LocalBus(paths.pubsub),
             metrics=LocalMetricStore(paths.monitoring),
+            history=LocalEvaluationHistory(warehouse, settings.slos.history.ref),
         )
+    from shared.adapters.gcp.history import BigQueryEvaluationHistory
     from shared.adapters.gcp.metric_writer import MonitoringMetricWriter
     from shared.adapters.gcp.object_store import GcsObjectStore
     from shared.adapters.gcp.publisher import PubSubPublisher
@@ -96,12 +102,14 @@ def build_adapters(settings: Settings, backend: Backend) -> Adapters:
     # The backup runs max_concurrent_jobs threads over one client each: one pooled HTTP
     # connection per thread (requests' default pool of 10 discards and reconnects).
     connections = settings.backups.max_concurrent_jobs
+    bigquery = BigQueryWarehouse(gcp.project, gcp.location, max_connections=connections)
     return Adapters(
         backend=backend,
-        warehouse=BigQueryWarehouse(gcp.project, gcp.location, max_connections=connections),
+        warehouse=bigquery,
         store=GcsObjectStore(gcp.project, max_connections=connections),
         publisher=PubSubPublisher(gcp.project),
         metrics=MonitoringMetricWriter(gcp.project),  # its client is built on first write
+        history=BigQueryEvaluationHistory(bigquery, settings.slos.history.ref),
     )
 
 

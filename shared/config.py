@@ -381,9 +381,15 @@ class HistorySettings(_Model):
 
 class SloSettings(_Model):
     cadence_minutes: int = Field(default=15, ge=1, le=1440)
+    #: how long an evaluation may retry its writes (history, points, events) before it
+    #: asks for redelivery; below the 540 s event-function limit
+    time_budget_seconds: float = Field(default=300, gt=0, le=530)
     history: HistorySettings = Field(default_factory=HistorySettings)
     trigger_topic: TopicId = "opsuite-sla-trigger"
     alerts_topic: TopicId = "opsuite-alerts"
+    #: where repository runbook paths (``README.md#restore``) are published, e.g. the
+    #: repository's web URL; events then carry a full link
+    runbook_base_url: Annotated[str, Field(pattern=r"^https?://[^\s<>\"']{1,500}$")] | None = None
     burn_rates: list[BurnRateAlert] = Field(default_factory=_default_burn_rates)
     objectives: list[Slo] = Field(default_factory=list)
 

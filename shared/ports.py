@@ -208,9 +208,7 @@ class EvaluationHistory(Protocol):
         dataset and table on first use. TransientError if it may pass."""
         ...
 
-    def read(
-        self, slos: Sequence[str], since: datetime, until: datetime
-    ) -> list[EvaluationRecord]:
+    def read(self, slos: Sequence[str], since: datetime, until: datetime) -> list[EvaluationRecord]:
         """Every row of ``slos`` with ``since < at <= until`` (one query), ordered by ``at``
         then ``recorded_at``; a missing table reads as empty."""
         ...

@@ -121,3 +121,24 @@ def backup_now(stack: Stack) -> str:
     outcome = run_backup_to_end(BackupRequest(), backup_deps(stack))
     assert outcome.manifest is not None and outcome.manifest.status == "complete"
     return outcome.run_id
+
+
+EXAMPLE_CONFIG = ROOT / "config" / "opsuite.example.yaml"
+
+
+def write_example_config(tmp_path: Path, **slos: Any) -> Path:
+    """The shipped example config (13 tables, health, the six SLOs) on a tmp local root."""
+    body = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    body["local"] = {"root": str(tmp_path / "local")}
+    body["backups"]["bucket"] = BUCKET
+    body["backups"]["poll_interval_seconds"] = 0.05
+    body["slos"].update(slos)
+    path = tmp_path / "opsuite.yaml"
+    path.write_text(yaml.safe_dump(body, sort_keys=False))
+    return path
+
+
+def make_example_stack(tmp_path: Path, **slos: Any) -> Stack:
+    config = write_example_config(tmp_path, **slos)
+    settings = load_settings(config)
+    return Stack(config, settings, build_adapters(settings, "local"))

@@ -536,6 +536,20 @@ FULL_ONLY = {"pipeline"}
 def run_health(
     request: HealthRequest, deps: HealthDeps, timeout: float | None = None
 ) -> HealthReport:
+    results = run_checks(request, deps, timeout)
+    return HealthReport(request.mode, [e for n in results for e in results[n]], deps.now())
+
+
+def check_could_not_run(entries: list[CheckEntry]) -> bool:
+    """The check itself failed (raised, timed out): its entries say nothing of the pipeline."""
+    return len(entries) == 1 and entries[0].key.endswith(":check")
+
+
+def run_checks(
+    request: HealthRequest, deps: HealthDeps, timeout: float | None = None
+) -> dict[str, list[CheckEntry]]:
+    """Each requested check's entries, in request order (the SLA evaluator reads them
+    per check); a check that raised or timed out is one ``<check>:check`` fail entry."""
     limit = timeout if timeout is not None else deps.settings.health.check_timeout_seconds
     names = [n for n in request.checks if request.mode == "full" or n not in FULL_ONLY]
     results: dict[str, list[CheckEntry]] = {}
@@ -553,7 +567,7 @@ def run_health(
             logger.exception("health check crashed", extra={"fields": {"check": name}})
             results[name] = [_failed(name, deps, f"internal error ({type(exc).__name__})")]
     pool.shutdown(wait=False, cancel_futures=True)  # a hung probe must not hold the answer
-    return HealthReport(request.mode, [e for n in names for e in results[n]], deps.now())
+    return {n: results[n] for n in names}
 
 
 def _failed(check: str, deps: HealthDeps, reason: str) -> CheckEntry:

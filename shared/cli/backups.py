@@ -1,103 +1,63 @@
-"""``opsuite``: the suite from a terminal.
-
-Exit codes scripts can rely on:
-  0  success
-  1  finished with problems (partial backup, verification findings, a table not restored)
-  2  failed (no table backed up or restored)
-  64 bad usage or input        75 transient failure: try again        78 configuration error
-  141 the reader of the output went away (``opsuite ... | head``), as for any tool killed by
-      SIGPIPE; the command itself had finished
-"""
+"""``opsuite`` backup commands: seed, backup, backups list, verify, restore, demo."""
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import logging
-import os
-import re
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import date
-from pathlib import Path
-from typing import Any, NoReturn, TextIO, cast
+from typing import Any
 
-from shared.composition import Adapters, LocalPaths, build_adapters
-from shared.config import DEFAULT_CONFIG_PATH, Settings, load_settings, resolve_backend
-from shared.errors import BadInput, ConfigError, NotFound, OpsuiteError, TransientError
+from shared.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    Subcommands,
+    _backups_location,
+    _date_arg,
+    _no_such_run,
+    _print_json,
+    _progress,
+    _run_arg,
+    _where,
+    _where_in,
+    add_command,
+    add_group,
+)
+from shared.composition import Adapters
+from shared.config import Settings
+from shared.errors import BadInput, NotFound
 from shared.events import BackupRequest
 from shared.identifiers import TableRef
-from shared.manifest import CLAIM, MANIFEST, RunLayout, is_run_id
-from shared.progress import TableProgress
+from shared.manifest import MANIFEST, RunLayout
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_FAILED = 0, 1, 2
-EXIT_USAGE, EXIT_TRANSIENT, EXIT_CONFIG = 64, 75, 78
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell shows for a writer whose reader left
-EXAMPLE_CONFIG = "config/opsuite.example.yaml"
 DEMO_RESTORE_TABLE = "nba_analytics.player_game_summary"
 DEMO_RESTORE_DATASET = "nba_restore_drill"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
-
-
-def _date_arg(value: str) -> str:
-    """``--date``: a real calendar date written YYYY-MM-DD; anything else is refused."""
-    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
-        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD (e.g. 2026-11-22), got {value!r}")
-    try:
-        date.fromisoformat(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date in YYYY-MM-DD ({exc})") from None
-    return value
-
-
-def _run_arg(value: str) -> str:
-    """A run id's shape is checked before it becomes an object name (``../x``, 300 chars)."""
-    if not is_run_id(value):
-        shown = value if len(value) <= 40 else value[:40] + "..."
-        raise argparse.ArgumentTypeError(
-            f"{shown!r} is not a run id (expected YYYYMMDD or YYYYMMDD-<8 hex>; "
-            "see opsuite backups list)"
-        )
-    return value
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="opsuite", description="Operations suite for a BigQuery data pipeline.")
-    p.add_argument(
-        "--config", help=f"config file (default: $OPSUITE_CONFIG or {DEFAULT_CONFIG_PATH})"
-    )
-    p.add_argument("--backend", choices=["local", "gcp"], help="adapters (default: local)")
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    s = sub.add_parser("seed", help="build the demo warehouse (local backend)")
+def register(sub: Subcommands) -> None:
+    """seed, backup, backups list, verify, restore (demo: :func:`register_demo`)."""
+    s = add_command(sub, "seed", cmd_seed, help="build the demo warehouse (local backend)")
     s.add_argument("--json", action="store_true")
 
-    b = sub.add_parser("backup", help="run the backup for a date (default: today, UTC)")
+    b = add_command(
+        sub, "backup", cmd_backup, help="run the backup for a date (default: today, UTC)"
+    )
     b.add_argument("--date", type=_date_arg, help="YYYY-MM-DD")
     b.add_argument("--table", action="append", dest="tables", metavar="DATASET.TABLE")
     b.add_argument("--dry-run", action="store_true", help="show what would be exported")
     b.add_argument("--json", action="store_true")
 
-    bl = sub.add_parser("backups", help="backup runs")
-    bl_sub = bl.add_subparsers(dest="backups_command", required=True, parser_class=_Parser)
-    ls = bl_sub.add_parser("list", help="list runs, newest first")
+    bl_sub = add_group(sub, "backups", help="backup runs")
+    ls = add_command(bl_sub, "list", cmd_backups_list, help="list runs, newest first")
     ls.add_argument("--json", action="store_true")
 
-    v = sub.add_parser("verify", help="re-check a run's files against its manifest")
+    v = add_command(sub, "verify", cmd_verify, help="re-check a run's files against its manifest")
     v.add_argument("run", type=_run_arg)
     v.add_argument("--json", action="store_true")
 
-    r = sub.add_parser("restore", help="load a run's tables back into the warehouse")
+    r = add_command(sub, "restore", cmd_restore, help="load a run's tables back into the warehouse")
     r.add_argument("--run", required=True, type=_run_arg)
     r.add_argument("--table", action="append", dest="tables", metavar="DATASET.TABLE")
     r.add_argument("--target-dataset", help="restore beside the originals, into this dataset")
@@ -105,94 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--dry-run", action="store_true", help="show what would be restored")
     r.add_argument("--json", action="store_true")
 
-    h = sub.add_parser("health", help="is the pipeline healthy? exit 0 pass, 1 warn, 2 fail")
-    h.add_argument("--mode", choices=["quick", "full"], default="quick")
-    h.add_argument("--checks", help="comma-separated: freshness,backups,pipeline,dependencies")
-    h.add_argument("--json", action="store_true", help="the application/health+json document")
 
-    sub.add_parser("demo", help="seed + backup + verify + restore one table, then a summary")
-    return p
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    path = args.config
-    if path is None and not Path(DEFAULT_CONFIG_PATH).exists() and Path(EXAMPLE_CONFIG).exists():
-        import os
-
-        if "OPSUITE_CONFIG" not in os.environ:
-            print(f"note: {DEFAULT_CONFIG_PATH} not found, using {EXAMPLE_CONFIG}", file=sys.stderr)
-            path = EXAMPLE_CONFIG
-    return load_settings(path)
-
-
-_GS_URI = re.compile(r"gs://[^\s'\"(),]+")
-
-
-def _where(settings: Settings, adapters: Adapters, uri: str) -> str:
-    """Where a ``gs://`` location really is for this backend: on disk for ``local``."""
-    if adapters.backend != "local" or not uri.startswith("gs://"):
-        return uri
-    return f"{LocalPaths(Path(settings.local.root)).gcs}/{uri.removeprefix('gs://')}"
-
-
-def _where_in(settings: Settings, adapters: Adapters, text: str) -> str:
-    """``text`` with every ``gs://`` location in it shown as :func:`_where` shows it."""
-    return _GS_URI.sub(lambda m: _where(settings, adapters, m.group(0)), text)
-
-
-def _backups_location(settings: Settings, adapters: Adapters) -> str:
-    b = settings.backups
-    return _where(settings, adapters, f"gs://{b.bucket}/{b.prefix + '/' if b.prefix else ''}")
-
-
-def _no_such_run(settings: Settings, adapters: Adapters, run_id: str, exc: NotFound) -> Exception:
-    """A NotFound from verify/restore: bad input if it is the run the user named that is missing."""
-    b = settings.backups
-    layout = RunLayout(b.bucket, b.prefix, run_id)
-    if adapters.store.stat(b.bucket, layout.name(MANIFEST)) is not None:
-        return exc  # the run is there: something else is missing
-    where = _backups_location(settings, adapters)
-    if adapters.store.stat(b.bucket, layout.name(CLAIM)) is not None:
-        return BadInput(
-            f"backup run {run_id} has not finished (no manifest yet in {where}); "
-            "see opsuite backups list"
-        )
-    return BadInput(f"no backup run {run_id} in {where}; see opsuite backups list")
-
-
-class _ProgressStream(io.TextIOBase):
-    """stderr for progress lines: once its reader has gone (``2>&1 | head``), progress goes
-    nowhere instead of raising BrokenPipeError in the middle of a backup or restore."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._gone = False
-
-    def write(self, text: str) -> int:
-        if not self._gone:
-            try:
-                self._stream.write(text)
-            except BrokenPipeError:
-                self._gone = True
-        return len(text)
-
-    def flush(self) -> None:
-        if not self._gone:
-            try:
-                self._stream.flush()
-            except BrokenPipeError:
-                self._gone = True
-
-    def isatty(self) -> bool:
-        return self._stream.isatty()
-
-
-def _progress(label: str) -> TableProgress:
-    return TableProgress(label, cast(TextIO, _ProgressStream(sys.stderr)))
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
+def register_demo(sub: Subcommands) -> None:
+    """``demo``, the guided tour: registered after every family so it is listed last."""
+    add_command(
+        sub, "demo", cmd_demo, help="seed + backup + verify + restore one table, then a summary"
+    )
 
 
 def _outcome_code(status: str) -> int:
@@ -436,113 +314,3 @@ def cmd_demo(settings: Settings, adapters: Adapters, args: argparse.Namespace) -
     )
     ok = manifest.status == "complete" and report.ok and restored.ok
     return EXIT_OK if ok else EXIT_PROBLEMS
-
-
-_COLOURS = {"pass": "\033[32m", "warn": "\033[33m", "fail": "\033[31m"}
-
-
-def cmd_health(settings: Settings, adapters: Adapters, args: argparse.Namespace) -> int:
-    from shared.services.health import HealthDeps, parse_health_params, run_health
-
-    params = {"mode": [args.mode]}
-    if args.checks is not None:
-        params["checks"] = [args.checks]
-    request = parse_health_params(params)
-    report = run_health(request, HealthDeps(settings, adapters.warehouse, adapters.store))
-    if args.json:
-        _print_json(report.document())
-    else:
-        colour = sys.stdout.isatty()
-
-        def paint(status: str) -> str:
-            text = f"{status.upper():<4}"
-            return f"{_COLOURS[status]}{text}\033[0m" if colour else text
-
-        print(f"{'check':<52} {'status':<6} {'observed':>14}  detail")
-        for c in report.checks:
-            observed = c.observed_value
-            if c.observed_unit == "s" and isinstance(observed, int | float):
-                shown = f"{observed / 3600:.1f} h"
-            elif observed is None:
-                shown = ""
-            else:
-                shown = f"{observed}{' ' + c.observed_unit if c.observed_unit else ''}"
-            label = c.key if c.component_id in c.key else f"{c.key} ({c.component_id})"
-            print(f"{label:<52} {paint(c.status)}   {shown:>14}  {c.output}")
-            for error in c.details.get("errors", []):
-                print(f"{'':<52}        {'':>14}  {error['processor']}: {error['message']}")
-        print(f"overall: {paint(report.status)} ({request.mode} mode)")
-    return {"pass": EXIT_OK, "warn": EXIT_PROBLEMS, "fail": EXIT_FAILED}[report.status]
-
-
-COMMANDS = {
-    "health": cmd_health,
-    "seed": cmd_seed,
-    "backup": cmd_backup,
-    "verify": cmd_verify,
-    "restore": cmd_restore,
-    "demo": cmd_demo,
-}
-
-
-def _configure_cli_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-
-    class _Plain(logging.Formatter):
-        def format(self, record: logging.LogRecord) -> str:
-            fields = getattr(record, "fields", None)
-            extra = f" {json.dumps(fields, default=str)}" if fields else ""
-            return f"{record.levelname.lower()}: {record.getMessage()}{extra}"
-
-    handler.setFormatter(_Plain())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO if verbose else logging.WARNING)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; a reader that goes away (``| head``) ends it quietly with 141."""
-    try:
-        code = _main(argv)
-        sys.stdout.flush()  # inside the try: a closed pipe shows up here at the latest
-    except BrokenPipeError:
-        # Python docs, "Note on SIGPIPE" (library/signal.html): point stdout at devnull so
-        # the interpreter's own flush at exit does not raise again, and exit non-zero.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
-    return code
-
-
-def _main(argv: Sequence[str] | None) -> int:
-    args = _parser().parse_args(argv)
-    _configure_cli_logging(args.verbose)
-    try:
-        settings = _settings(args)
-        adapters = build_adapters(settings, resolve_backend(args.backend))
-    except ConfigError as exc:
-        print(f"opsuite: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    try:
-        if args.command == "backups":
-            return cmd_backups_list(settings, adapters, args)
-        return COMMANDS[args.command](settings, adapters, args)
-    except BadInput as exc:
-        print(f"opsuite: {_where_in(settings, adapters, str(exc))}", file=sys.stderr)
-        return EXIT_USAGE
-    except ConfigError as exc:
-        print(f"opsuite: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except TransientError as exc:
-        message = _where_in(settings, adapters, str(exc))
-        print(f"opsuite: temporary failure, try again: {message}", file=sys.stderr)
-        return EXIT_TRANSIENT
-    except OpsuiteError as exc:
-        print(f"opsuite: {_where_in(settings, adapters, str(exc))}", file=sys.stderr)
-        return EXIT_FAILED
-    finally:
-        adapters.close()
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

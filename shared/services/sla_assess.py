@@ -1,0 +1,310 @@
+"""One SLO at one instant: its record, window, error budget, burn rates and state (pure).
+
+Given the SLI (:mod:`shared.services.sla_sli`) and the SLO's earlier history rows,
+this computes the window's compliance, the budget and the multiwindow burn rates
+(:mod:`shared.services.sla_budget`), the SLO's state after the evaluation, and the
+state changes that become events.
+
+State (stored in each history row, so the next evaluation knows the previous one):
+- ``breaching``: the SLA is violated now. For ratio-stated SLAs (``availability``,
+  ``ratio``: "99 %", "> 95 %") when the window's compliance is below the objective;
+  for bound-stated ones (freshness < 24 h, MAE < 4.5, RTO < 8 h) when this evaluation
+  is bad. An unknown evaluation keeps the previous value (it is charged to the budget,
+  which is how a long outage of the SLI itself shows).
+- ``exhausted``: the error budget of the window is spent.
+- ``burning``: the burn-rate window pairs (``1h/15m``...) whose both windows burn at
+  their rate.
+Each change is one transition: ``slo.breached`` when breaching or exhausted starts,
+``slo.burn_rate`` when burning starts or its fastest firing pair changes,
+``slo.recovered`` when one of them ends. An SLO whose SLI can't be measured yet
+(``detection``) has no state and sends nothing.
+
+Budgets of windows-based SLIs are shares of the window's slots (the allowed bad time:
+28 d at 99 % = 403 min), so one bad slot of a new deployment spends 15 min of it;
+burn rates are observed error ratios (bad / evaluated) over each window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+from shared.config import BurnRateAlert, Slo
+from shared.models import EvaluationRecord
+from shared.services.sla_budget import (
+    Budget,
+    BurnAlert,
+    BurnRateWindow,
+    SlotSeries,
+    WindowStats,
+    burn_alerts_over,
+)
+from shared.services.sla_sli import UNMEASURED_KINDS, WINDOW_TARGET_KINDS, SliResult
+
+EventType = Literal["slo.breached", "slo.recovered", "slo.burn_rate"]
+_COMPLIANCE_TOLERANCE = 1e-12
+
+
+def duration_label(length: timedelta) -> str:
+    """15 min → ``15m``, 1 h → ``1h``, 3 d → ``3d`` (a metric label: bounded, readable)."""
+    seconds = int(length.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def burn_windows(alerts: Sequence[BurnRateAlert]) -> list[BurnRateWindow]:
+    return [
+        BurnRateWindow(
+            long=timedelta(seconds=a.long_window.seconds),
+            short=timedelta(seconds=a.short_window.seconds),
+            rate=a.rate,
+        )
+        for a in alerts
+    ]
+
+
+def pair_label(window: BurnRateWindow) -> str:
+    return f"{duration_label(window.long)}/{duration_label(window.short)}"
+
+
+@dataclass(frozen=True)
+class SloState:
+    breaching: bool = False
+    exhausted: bool = False
+    burning: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, record: EvaluationRecord | None) -> SloState:
+        if record is None:
+            return cls()
+        return cls(record.breaching, record.exhausted, tuple(record.burning))
+
+
+@dataclass(frozen=True)
+class Transition:
+    event_type: EventType
+    #: what changed: ``sli`` (breaching), ``budget`` (exhausted), ``burn`` (burn rate)
+    condition: str
+    slo: str
+    at: datetime
+    #: for ``burn``: the fastest firing window pair (``1h/15m``)
+    pair: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """Names the condition (same for its start and its end): a dedup/incident key."""
+        return hashlib.sha256(f"opsuite|{self.slo}|{self.condition}".encode()).hexdigest()[:32]
+
+    @property
+    def event_id(self) -> str:
+        """Names this one change: the key that makes its event be published once."""
+        key = f"{self.slo}|{self.condition}|{self.event_type}|{self.pair}|{self.at.isoformat()}"
+        return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def transitions(slo: str, at: datetime, before: SloState, after: SloState) -> list[Transition]:
+    out: list[Transition] = []
+    if after.breaching != before.breaching:
+        out.append(
+            Transition("slo.breached" if after.breaching else "slo.recovered", "sli", slo, at)
+        )
+    if after.exhausted != before.exhausted:
+        kind: EventType = "slo.breached" if after.exhausted else "slo.recovered"
+        out.append(Transition(kind, "budget", slo, at))
+    # One burn condition, named by its fastest firing pair (pairs are configured fastest
+    # first): a storm that trips all three pairs at once is one event, and a change of
+    # pace (1h/15m → 6h/1h) is another event of the same condition (same fingerprint).
+    fastest_before = before.burning[0] if before.burning else None
+    fastest_after = after.burning[0] if after.burning else None
+    if fastest_after != fastest_before:
+        if fastest_after is None:
+            out.append(Transition("slo.recovered", "burn", slo, at))
+        else:
+            out.append(Transition("slo.burn_rate", "burn", slo, at, fastest_after))
+    return out
+
+
+@dataclass(frozen=True)
+class Assessment:
+    slo: Slo
+    record: EvaluationRecord
+    stats: WindowStats
+    budget: Budget
+    burns: list[BurnAlert]
+    #: the newest earlier row (its state is "before")
+    previous: EvaluationRecord | None
+    transitions: list[Transition]
+    #: the SLI can be measured (not ``detection``): state, budget and events apply
+    measured: bool
+    #: the rows of the window (this one included), oldest first: history display, phases
+    window_rows: tuple[EvaluationRecord, ...] = ()
+
+    @property
+    def state(self) -> SloState:
+        return SloState.of(self.record)
+
+
+def latest_per_instant(rows: Iterable[EvaluationRecord]) -> list[EvaluationRecord]:
+    """One row per ``at`` (at-least-once appends may record one twice: the newest
+    ``recorded_at`` wins), oldest first."""
+    chosen: dict[datetime, EvaluationRecord] = {}
+    for row in rows:
+        kept = chosen.get(row.at)
+        if kept is None or row.recorded_at >= kept.recorded_at:
+            chosen[row.at] = row
+    return [chosen[at] for at in sorted(chosen)]
+
+
+def ratio_since(
+    history: Sequence[EvaluationRecord], at: datetime, window: timedelta, cadence: timedelta
+) -> datetime:
+    """Where a ratio SLI's interval starts: the previous evaluation that counted events
+    (so runs of intervals whose evaluation was missed or unknown are counted once,
+    later, not lost), at most a window back; without one, one cadence back."""
+    known = [r.at for r in history if r.at < at and r.total_events is not None]
+    start = max(known, default=at - cadence)
+    return max(start, at - window)
+
+
+def series_of(slo: Slo, rows: Iterable[EvaluationRecord], cadence: timedelta) -> SlotSeries:
+    """The SLO's rows (deduplicated, ascending) as a series for window stats."""
+    series = SlotSeries(cadence)
+    for row in latest_per_instant(rows):
+        add_to_series(series, slo, row)
+    return series
+
+
+def add_to_series(series: SlotSeries, slo: Slo, row: EvaluationRecord) -> None:
+    events = None
+    if slo.sli.kind == "ratio" and row.total_events is not None:
+        events = (row.good_events or 0, row.total_events)
+    series.append(row.at, row.good, events)
+
+
+def assess(
+    slo: Slo,
+    result: SliResult | EvaluationRecord,
+    history: Sequence[EvaluationRecord],
+    *,
+    at: datetime,
+    cadence: timedelta,
+    windows: Sequence[BurnRateWindow],
+    recorded_at: datetime,
+    detail: str = "{}",
+) -> Assessment:
+    """Assess ``slo`` at ``at``: ``result`` is the new SLI, or the row already recorded
+    for ``at`` (a redelivery replays it: same state, same transitions, same points).
+    ``history``: this SLO's rows (any order, duplicates allowed); rows at or after
+    ``at`` are ignored."""
+    window = timedelta(seconds=slo.window.seconds)
+    earlier = latest_per_instant(r for r in history if r.at < at)
+    previous = earlier[-1] if earlier else None
+    in_window = [r for r in earlier if r.at > at - window]
+    series = series_of(slo, in_window, cadence)
+    assessment = assess_next(
+        slo,
+        result,
+        previous,
+        series,
+        at=at,
+        cadence=cadence,
+        windows=windows,
+        recorded_at=recorded_at,
+        detail=detail,
+    )
+    return replace(assessment, window_rows=(*in_window, assessment.record))
+
+
+def assess_next(
+    slo: Slo,
+    result: SliResult | EvaluationRecord,
+    previous: EvaluationRecord | None,
+    series: SlotSeries,
+    *,
+    at: datetime,
+    cadence: timedelta,
+    windows: Sequence[BurnRateWindow],
+    recorded_at: datetime,
+    detail: str = "{}",
+) -> Assessment:
+    """``assess`` given the previous row and the series of the earlier rows; the new
+    row is appended to ``series`` (a back-fill keeps one series per SLO this way)."""
+    window = timedelta(seconds=slo.window.seconds)
+    measured = slo.sli.kind not in UNMEASURED_KINDS
+    if isinstance(result, EvaluationRecord):
+        record = result
+    else:
+        record = EvaluationRecord(
+            at=at,
+            slo=slo.name,
+            kind=slo.sli.kind,
+            good=result.good,
+            value=result.value,
+            good_events=result.good_events,
+            total_events=result.total_events,
+            compliance=None,
+            budget_remaining=None,
+            breaching=False,
+            exhausted=False,
+            burning=(),
+            detail=detail,
+            recorded_at=recorded_at,
+        )
+    add_to_series(series, slo, record)
+    request_based = slo.sli.kind == "ratio"
+
+    def stats_for(length: timedelta) -> WindowStats:
+        return series.events(at, length) if request_based else series.slots(at, length)
+
+    stats = stats_for(window)
+    budget = Budget(slo.objective, stats, window, "total" if request_based else "expected")
+    burns = burn_alerts_over(stats_for, slo.objective, windows)
+    before = SloState.of(previous)
+    if not isinstance(result, EvaluationRecord):
+        if not measured:
+            state = SloState()
+        else:
+            compliance = stats.compliance
+            if slo.sli.kind in WINDOW_TARGET_KINDS:
+                breaching = (
+                    before.breaching
+                    if compliance is None
+                    else compliance < slo.objective - _COMPLIANCE_TOLERANCE
+                )
+            else:
+                breaching = before.breaching if result.good is None else not result.good
+            state = SloState(
+                breaching=breaching,
+                exhausted=budget.exhausted,
+                burning=tuple(
+                    pair_label(b.window)
+                    for b in sorted(burns, key=lambda b: -b.window.rate)
+                    if b.firing
+                ),
+            )
+        record = replace(
+            record,
+            compliance=None if stats.compliance is None else round(stats.compliance, 9),
+            budget_remaining=(
+                round(budget.remaining_fraction, 9) if measured and stats.total else None
+            ),
+            breaching=state.breaching,
+            exhausted=state.exhausted,
+            burning=state.burning,
+        )
+    changes = transitions(slo.name, at, before, SloState.of(record)) if measured else []
+    return Assessment(
+        slo=slo,
+        record=record,
+        stats=stats,
+        budget=budget,
+        burns=burns,
+        previous=previous,
+        transitions=changes,
+        measured=measured,
+    )

@@ -1,0 +1,140 @@
+"""The SLA trigger as the function receives it: envelope → request → evaluation.
+
+The instant is the message's publish time floored to the cadence (or the body's
+``at``), so a redelivery evaluates — and records, and writes — the same instant.
+Returns normally to acknowledge; raises TransientError to get the event redelivered.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+
+from shared.errors import BadInput, ConfigError, PermanentError, TransientError
+from shared.events import parse_pubsub_envelope
+from shared.runtime import settings_and_adapters
+from shared.services.sla import (
+    INPUT_RETRY_SECONDS,
+    EvaluationOutcome,
+    SlaDeps,
+    SlaRequest,
+    evaluate,
+)
+
+logger = logging.getLogger(__name__)
+
+#: a trigger older than this is acknowledged without evaluating: its instant's points
+#: could no longer be written in order, and the evaluations since have covered it
+MAX_EVENT_AGE = timedelta(hours=6)
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: str | None = Field(default=None, max_length=40)
+    slos: list[Any] | None = Field(default=None, max_length=100)
+    dry_run: StrictBool = False
+
+
+def parse_sla_request(payload: bytes) -> SlaRequest:
+    """``{"at": "<RFC 3339>", "slos": [...], "dry_run": true}``, every key optional."""
+    try:
+        text = payload.decode("utf-8", errors="strict") if payload else ""
+    except UnicodeDecodeError:
+        raise BadInput("message body is not UTF-8") from None
+    if not text.strip():
+        return SlaRequest()
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"message body is not JSON ({exc.msg})") from None
+    except RecursionError:
+        raise BadInput("message body is nested too deeply") from None
+    if not isinstance(body, dict):
+        raise BadInput("message body must be a JSON object")
+    try:
+        parsed = _Body.model_validate(body)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "body"
+            if error["type"] == "extra_forbidden":
+                problems.append(f"{where}: unknown field (expected at, slos, dry_run)")
+            else:
+                problems.append(f"{where}: {error['msg']}")
+        raise BadInput("; ".join(problems)) from None
+    at = None
+    if parsed.at is not None:
+        if not _RFC3339.fullmatch(parsed.at):
+            raise BadInput("at: expected an RFC 3339 timestamp, e.g. 2026-12-01T10:15:00Z")
+        try:
+            at = datetime.fromisoformat(parsed.at.replace("Z", "+00:00")).astimezone(UTC)
+        except ValueError:
+            raise BadInput("at: not a valid date and time") from None
+    names: tuple[str, ...] = ()
+    if parsed.slos is not None:
+        if not parsed.slos or not all(isinstance(n, str) and 0 < len(n) <= 63 for n in parsed.slos):
+            raise BadInput("slos: expected a non-empty list of SLO names")
+        names = tuple(dict.fromkeys(parsed.slos))
+    return SlaRequest(at=at, slos=names, dry_run=parsed.dry_run)
+
+
+def handle_sla_event(data: object, context: Mapping[str, Any]) -> EvaluationOutcome | None:
+    fields: dict[str, Any] = {"event_id": context.get("id"), "event_type": context.get("type")}
+    try:
+        message = parse_pubsub_envelope(data)
+        fields["message_id"] = message.message_id
+        request = parse_sla_request(message.data)
+        now = datetime.now(UTC)
+        if request.at is None and message.publish_time is not None:
+            age = now - message.publish_time
+            if age > MAX_EVENT_AGE:
+                logger.warning(
+                    "dropping SLA trigger older than the maximum event age",
+                    extra={"fields": {**fields, "age_seconds": round(age.total_seconds())}},
+                )
+                return None
+            request = SlaRequest(
+                at=message.publish_time, slos=request.slos, dry_run=request.dry_run
+            )
+        settings, adapters = settings_and_adapters()
+        if adapters.metrics is None or adapters.history is None:
+            raise ConfigError("the SLA evaluator needs a metric writer and a history table")
+        deps = SlaDeps(
+            settings=settings,
+            warehouse=adapters.warehouse,
+            store=adapters.store,
+            publisher=adapters.publisher,
+            metrics=adapters.metrics,
+            history=adapters.history,
+            deadline_seconds=settings.slos.time_budget_seconds,
+            input_retry_seconds=min(INPUT_RETRY_SECONDS, settings.slos.time_budget_seconds / 5),
+        )
+        outcome = evaluate(request, deps)
+    except TransientError as exc:
+        logger.warning(
+            "SLA evaluation failed transiently; asking for redelivery",
+            extra={"fields": {**fields, "error_type": type(exc).__name__, "error": str(exc)}},
+        )
+        raise
+    except (BadInput, ConfigError, PermanentError) as exc:
+        logger.error(
+            "SLA trigger rejected",
+            extra={
+                "fields": {
+                    **fields,
+                    "trigger_rejected": "bad_input" if isinstance(exc, BadInput) else "permanent",
+                    "error_type": type(exc).__name__,
+                    "error": str(exc),
+                }
+            },
+        )
+        return None
+    return outcome
