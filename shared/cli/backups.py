@@ -33,7 +33,6 @@ from shared.identifiers import TableRef
 from shared.manifest import MANIFEST, RunLayout
 
 DEMO_RESTORE_TABLE = "nba_analytics.player_game_summary"
-DEMO_RESTORE_DATASET = "nba_restore_drill"
 
 
 def register(sub: Subcommands) -> None:
@@ -271,14 +270,17 @@ def cmd_restore(settings: Settings, adapters: Adapters, args: argparse.Namespace
 
 
 def cmd_demo(settings: Settings, adapters: Adapters, args: argparse.Namespace) -> int:
+    from shared.cli.drill import drill_deps
     from shared.events import BackupRequest
     from shared.services.backup import run_backup_to_end
+    from shared.services.drill import describe, run_drill
     from shared.services.inventory import verify_run
 
     t0 = time.monotonic()
-    print("1/4 seeding the demo warehouse")
+    steps = 6 if settings.slos.objectives else 4
+    print(f"1/{steps} seeding the demo warehouse")
     cmd_seed(settings, adapters, argparse.Namespace(json=False))
-    print("\n2/4 nightly backup")
+    print(f"\n2/{steps} nightly backup")
     outcome = run_backup_to_end(
         BackupRequest(), _backup_deps(settings, adapters, _progress("backup"))
     )
@@ -286,14 +288,22 @@ def cmd_demo(settings: Settings, adapters: Adapters, args: argparse.Namespace) -
     assert manifest is not None
     if outcome.outcome == "already_done":
         print(f"  tonight's run {manifest.run_id} already exists ({manifest.status}): reusing it")
-    print("\n3/4 verifying the run's files")
+    print(f"\n3/{steps} verifying the run's files")
     report = verify_run(
         adapters.store, settings.backups.bucket, settings.backups.prefix, manifest.run_id
     )
-    print(f"\n4/4 restore drill: {DEMO_RESTORE_TABLE} -> {DEMO_RESTORE_DATASET}")
-    restored = _restore(settings, adapters, manifest.run_id, [DEMO_RESTORE_TABLE],
-                        DEMO_RESTORE_DATASET, True, False)  # fmt: skip
-    table = restored.tables[0]
+    sample = [TableRef.parse(DEMO_RESTORE_TABLE)] if manifest.table(DEMO_RESTORE_TABLE) else None
+    print(f"\n4/{steps} restore drill into {settings.backups.drill.scratch_dataset}")
+    drilled = run_drill(drill_deps(settings, adapters), tables=sample)
+    record = drilled.record
+    assert record is not None
+    if drilled.outcome == "already_done":
+        print("  today's drill is already recorded (one a day): reusing it")
+    for line in describe(record):
+        print(f"  {_where_in(settings, adapters, line)}")
+    evaluation = None
+    if settings.slos.objectives:
+        evaluation = _demo_slos(settings, adapters, steps)
     b = settings.backups
     layout = RunLayout(b.bucket, b.prefix, manifest.run_id)
     print("\n== summary ==")
@@ -305,12 +315,59 @@ def cmd_demo(settings: Settings, adapters: Adapters, args: argparse.Namespace) -
     print(f"manifest        {_where(settings, adapters, layout.uri(layout.name(MANIFEST)))}")
     print(f"verification    {'all files check out' if report.ok else 'PROBLEMS found'}"
           f" ({sum(t.files for t in report.tables)} files re-read)")  # fmt: skip
-    print(f"restore drill   {table.status}: {table.rows_restored}/{table.rows_expected} rows "
-          f"in {table.seconds or 0:.2f}s (recovery time for one table)")  # fmt: skip
+    rows = sum(t.rows_restored or 0 for t in record.tables)
+    expected = sum(t.rows_expected or 0 for t in record.tables)
+    hours = record.projected_hours
+    projected = (
+        "?" if hours is None else f"{hours:.2f} h" if hours >= 0.1 else f"{hours * 3600:.1f} s"
+    )
+    print(f"restore drill   {'passed' if record.passed else 'FAILED'}: {rows}/{expected} rows, "
+          f"content {'equal' if record.passed else 'see the record'}; "
+          f"full restore projected at {projected}")  # fmt: skip
+    print(f"drill record    {_where(settings, adapters, drilled.location)}")
+    if evaluation is not None:
+        breaching = evaluation.breaching
+        print(f"SLOs            {len(evaluation.assessments)} evaluated, "
+              f"{len(breaching)} breaching ({', '.join(breaching) or 'none'}), "
+              f"{len(evaluation.events)} events on {settings.slos.alerts_topic}")  # fmt: skip
     print(f"total           {time.monotonic() - t0:.1f}s")
     print(
         "next            opsuite backups list | opsuite verify RUN | "
         "opsuite restore --run RUN --dry-run"
+        + (" | opsuite sla status | opsuite sla history NAME" if evaluation else "")
     )
-    ok = manifest.status == "complete" and report.ok and restored.ok
+    ok = manifest.status == "complete" and report.ok and record.passed
     return EXIT_OK if ok else EXIT_PROBLEMS
+
+
+def _demo_slos(settings: Settings, adapters: Adapters, steps: int) -> Any:
+    """Back-fill the SLO history from the seeded warehouse, evaluate now, show the table."""
+    import base64
+
+    from shared.cli.sla import _deps, _table
+    from shared.services.sla import SlaRequest, SloStatus, evaluate
+    from shared.services.sla_backfill import backfill
+
+    deps = _deps(settings, adapters)
+    print(f"\n5/{steps} SLO history: back-filling every {settings.slos.cadence_minutes} min "
+          "from the warehouse")  # fmt: skip
+    filled = backfill(deps)
+    print(f"  {filled.slots} slots from {filled.start:%Y-%m-%d %H:%M}Z: "
+          f"{filled.rows_written} rows in {filled.load_jobs} load jobs "
+          f"({filled.rows_kept} already recorded), {filled.metrics.written} metric points "
+          "(Monitoring takes the last 25 h only)")  # fmt: skip
+    for name, why in filled.skipped_slos.items():
+        print(f"  not back-filled: {name}: {why}")
+    print(f"\n6/{steps} evaluating the SLOs now")
+    outcome = evaluate(SlaRequest(), deps)
+    _table([SloStatus(a.slo, a) for a in outcome.assessments])
+    for event in outcome.events:
+        t = event.transition
+        print(f"  event {t.event_type:<14} {t.slo} ({t.condition}) -> "
+              f"{settings.slos.alerts_topic} {event.message_id}")  # fmt: skip
+    bus = getattr(adapters.publisher, "messages", None)
+    if callable(bus) and outcome.events:
+        newest = bus(settings.slos.alerts_topic)[-1]
+        body = json.loads(base64.b64decode(newest["data"]))
+        print(f"  newest event on the local bus: {json.dumps(body)[:300]}...")
+    return outcome

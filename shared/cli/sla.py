@@ -156,8 +156,7 @@ def _burns(assessment: Any) -> str:
     parts = []
     for burn in assessment.burns:
         rate = burn.long_rate
-        shown = "—" if rate is None else f"{rate:.1f}"
-        text = f"{shown}×"
+        text = "—" if rate is None else f"{rate:.1f}×"
         parts.append(_paint(text, _RED) if burn.firing else text)
     return " ".join(parts)
 
