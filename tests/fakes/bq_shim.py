@@ -44,6 +44,14 @@ Emulator gaps compensated (each one seen on bqemulator 1.4.0):
     with an empty result and the fatal error in ``errors``; BigQuery answers with the
     HTTP error (404 ``notFound``, 400 ``invalidQuery`` …), so a client would read an
     empty result as "no rows". The shim turns such a reply into BigQuery's error.
+11. **requirePartitionFilter on tables.insert.** The emulator reads the flag only from
+    the deprecated ``timePartitioning.requirePartitionFilter`` (bqemulator/api/routes/
+    tables.py) and drops the table-level field; the shim copies it there on the way in
+    (the recorded request keeps what the client sent).
+
+The emulator doesn't enforce ``requirePartitionFilter`` on queries either:
+:meth:`BigQueryShim.enforce_partition_filter` answers a query over such a table that
+lacks the adapter's all-partitions predicate with BigQuery's 400.
 
 Fault injection: :meth:`BigQueryShim.fail_jobs_insert` / :meth:`fail_jobs_get` answer the
 next N calls with BigQuery's 503 ``backendError`` without forwarding them.
@@ -74,6 +82,10 @@ _REASON_STATUS = {
 _TABLES_RE = re.compile(
     r"^/bigquery/v2/projects/(?P<project>[^/]+)/datasets/(?P<dataset>[^/]+)/tables$"
 )
+
+
+def is_query(request: ShimRequest) -> bool:
+    return request.method == "POST" and bool(_QUERIES_RE.match(request.path))
 
 
 def bq_error(status: int, reason: str, message: str, grpc_status: str) -> Reply:
@@ -197,6 +209,30 @@ class BigQueryShim(RecordingProxy):
     def fail_jobs_get(self, count: int) -> None:
         self.fail_next(count, is_jobs_get, service_unavailable)
 
+    def enforce_partition_filter(self, table: str, column: str) -> None:
+        """Answer like BigQuery for ``table`` (id) requiring a filter on ``column``: a
+        query naming it without ``(`column` IS NULL OR `column` >= ...)`` gets the 400."""
+        predicate = re.compile(rf"`{re.escape(column)}` IS NULL OR `{re.escape(column)}` >=")
+
+        def unfiltered(request: ShimRequest) -> bool:
+            sql = str((request.json or {}).get("query", "")) if is_query(request) else ""
+            return f".{table}`" in sql and not predicate.search(sql)
+
+        def refuse(_: ShimRequest) -> Reply:
+            return bq_error(
+                400,
+                "invalidQuery",
+                f"Cannot query over table '{table}' without a filter over column(s) "
+                f"'{column}' that can be used for partition elimination",
+                "INVALID_ARGUMENT",
+            )
+
+        self.fail_next(10_000, unfiltered, refuse)
+
+    def queries(self, since: int = 0) -> list[str]:
+        """The SQL of every ``jobs.query`` recorded from index ``since`` on."""
+        return [str(r.json["query"]) for r in self.recorded()[since:] if is_query(r)]
+
     def job_inserts(self, job_id: str) -> list[ShimRequest]:
         """Every ``jobs.insert`` the client sent for ``job_id`` (answered or not)."""
         return self.recorded(lambda r: is_jobs_insert(r) and job_id_of(r) == job_id)
@@ -211,6 +247,8 @@ class BigQueryShim(RecordingProxy):
         match = _TABLES_RE.match(request.path)
         if request.method == "GET" and match:
             return self._list_tables(request)
+        if request.method == "POST" and match:
+            return self._insert_table(request)
         if request.method == "POST" and _QUERIES_RE.match(request.path):
             return self._query(request)
         return self.forward(request)
@@ -354,6 +392,15 @@ class BigQueryShim(RecordingProxy):
         if job_id:
             self._patches[job_id] = patch
         return Reply.of_json(200, patch.apply(reply.json()))
+
+    # -- tables.insert ------------------------------------------------------------------
+    def _insert_table(self, request: ShimRequest) -> Reply:
+        body = request.json if isinstance(request.json, dict) else {}
+        partitioning = body.get("timePartitioning")
+        if body.get("requirePartitionFilter") and isinstance(partitioning, dict):  # gap 11
+            patched = {**body, "timePartitioning": {**partitioning, "requirePartitionFilter": True}}
+            return self.forward(request, json_body=patched)
+        return self.forward(request)
 
     # -- tables.list --------------------------------------------------------------------
     def _list_tables(self, request: ShimRequest) -> Reply:

@@ -25,6 +25,11 @@ Design points:
 * Health queries read metadata (``INFORMATION_SCHEMA.TABLES``/``PARTITIONS``) in one
   query per dataset, and bind time bounds in the column's own type (DATE, DATETIME or
   TIMESTAMP: BigQuery doesn't compare across them).
+* SLA queries (daily aggregates, run buckets, load times, fingerprint) are one query
+  each, after the free ``tables.get`` that gives the column types (checked here:
+  BadInput rather than BigQuery's 400) and the partition-filter rule.
+* ``ensure_dataset(..., table_expiration_hours=H)`` creates a missing dataset with
+  ``defaultTableExpirationMs``; an existing dataset is never updated.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from time import monotonic, sleep
 from typing import TYPE_CHECKING, Any
 
@@ -49,12 +55,17 @@ from shared.errors import (
 )
 from shared.identifiers import TableRef
 from shared.models import (
+    DailyAggregate,
+    DailyAggregateQuery,
     ExtractRequest,
+    Fingerprint,
     JobError,
     JobStateName,
     JobStatus,
     LoadRequest,
     PhaseStats,
+    RunBucket,
+    RunBucketQuery,
     RunError,
     RunHistory,
     RunHistoryQuery,
@@ -173,6 +184,109 @@ def table_info_from_resource(table: TableRef, resource: Mapping[str, Any]) -> Ta
         streaming_buffer_rows=(
             int(buffer.get("estimatedRows") or 0) if isinstance(buffer, Mapping) else None
         ),
+    )
+
+
+#: Column types the SLA queries accept (``SchemaField.from_api`` spells them so).
+NUMERIC_TYPES = frozenset({"INT64", "FLOAT64", "NUMERIC", "BIGNUMERIC"})
+TIME_TYPES = frozenset({"DATE", "DATETIME", "TIMESTAMP"})
+#: A run bucket of more than a year answers no SLA question (and keeps the bucket
+#: arithmetic far from INT64's limits).
+MAX_BUCKET_SECONDS = 366 * 86400
+_UINT64_MASK = (1 << 64) - 1
+
+
+def column_type(
+    info: TableInfo, column: str, allowed: frozenset[str] | None = None, kind: str = ""
+) -> str:
+    """The BigQuery type of top-level ``column``; BadInput if there is none, or (given
+    ``allowed``) if it is repeated or of another type. Names match case-insensitively,
+    as in BigQuery."""
+    identifiers.column_name(column)
+    fields = {f.name.lower(): f for f in info.schema}
+    found = fields.get(column.lower())
+    if found is None:
+        raise BadInput(f"{info.ref} has no column {column}")
+    if allowed is None:
+        return found.type
+    if found.type not in allowed or found.mode == "REPEATED":
+        mode = " REPEATED" if found.mode == "REPEATED" else ""
+        raise BadInput(f"{info.ref}.{column} is{mode} {found.type}, not a {kind} column")
+    return found.type
+
+
+def bucket_micros(bucket_seconds: int) -> int:
+    """The bucket length in microseconds, for SQL text (an int formatted here)."""
+    if isinstance(bucket_seconds, bool) or not isinstance(bucket_seconds, int):
+        raise BadInput(f"bucket_seconds must be an integer, not {bucket_seconds!r}")
+    if not 0 < bucket_seconds <= MAX_BUCKET_SECONDS:
+        raise BadInput(f"bucket_seconds must be in 1..{MAX_BUCKET_SECONDS}, not {bucket_seconds}")
+    return bucket_seconds * 1_000_000
+
+
+def row_alias(info: TableInfo) -> str:
+    """A table alias no column of ``info`` is called (a column would shadow it)."""
+    taken = {f.name.lower() for f in info.schema}
+    alias = "opsuite_row"
+    while alias in taken:
+        alias += "_"
+    return alias
+
+
+def fingerprint_digest(xor: object, total: object) -> str:
+    """16 hex digits from the rows' hash XOR and hash SUM (both None for no rows).
+
+    XOR alone is blind to rows that occur twice (A ^ A = 0: {A, A, B} and {C, C, B}
+    collide); the exact sum isn't, and XOR-ing the two (mod 2**64) keeps one word.
+    """
+    value = (_whole(xor) & _UINT64_MASK) ^ (_whole(total) & _UINT64_MASK)
+    return f"{value:016x}"
+
+
+def _whole(value: object) -> int:
+    """An integer result (INT64 as int, a BIGNUMERIC sum as Decimal); None is 0."""
+    if value is None:
+        return 0
+    if isinstance(value, int | Decimal):
+        return int(value)
+    return int(str(value))
+
+
+def epoch_micros(instant: datetime) -> int:
+    """Whole microseconds since the epoch of an aware datetime (exact)."""
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise BadInput(f"instant {instant.isoformat()} has no time zone")
+    return (instant - _EPOCH) // timedelta(microseconds=1)
+
+
+def table_expiration_ms(hours: int | None) -> int | None:
+    """A dataset's default table expiration in ms; BadInput unless a whole number >= 1."""
+    if hours is None:
+        return None
+    if isinstance(hours, bool) or not isinstance(hours, int) or hours < 1:
+        raise BadInput(f"table_expiration_hours must be a whole number >= 1, not {hours!r}")
+    return hours * 3_600_000
+
+
+def utc_instant(value: object, what: str) -> datetime:
+    """A non-NULL DATE/DATETIME/TIMESTAMP result as an aware UTC datetime."""
+    instant = as_utc_datetime(value, what)
+    if instant is None:
+        raise PermanentError(f"{what}: the query returned NULL")
+    return instant.astimezone(UTC)
+
+
+def daily_aggregate(row: Sequence[Any]) -> DailyAggregate:
+    """One ``(day, COUNT, SUM, MIN, MAX)`` row; SUM of no values (NULL) is 0."""
+    day, count, total, minimum, maximum = row
+    if isinstance(day, datetime):
+        day = day.date()
+    return DailyAggregate(
+        day=day,
+        count=int(count),
+        total=float(total) if total is not None else 0.0,
+        minimum=float(minimum) if minimum is not None else None,
+        maximum=float(maximum) if maximum is not None else None,
     )
 
 
@@ -370,10 +484,14 @@ class BigQueryWarehouse:
         )
         return self._scalar(sql, f"count {table}")
 
-    def ensure_dataset(self, dataset: str) -> None:
+    def ensure_dataset(self, dataset: str, *, table_expiration_hours: int | None = None) -> None:
+        """``table_expiration_hours`` becomes the new dataset's
+        ``defaultTableExpirationMs`` (BigQuery's minimum is one hour); an existing
+        dataset is not updated."""
         from google.cloud.bigquery import Dataset, DatasetReference
 
         identifiers.dataset_id(dataset)
+        expiration_ms = table_expiration_ms(table_expiration_hours)
         reference = DatasetReference(self.project, dataset)
         # Look first: google/cloud/bigquery/client.py create_dataset's exists_ok only
         # swallows Conflict (409), and BigQuery answers 403 (not 409) to a caller without
@@ -386,6 +504,9 @@ class BigQueryWarehouse:
             pass
         body = Dataset(reference)
         body.location = self.location
+        if expiration_ms is not None:
+            # dataset.py: the setter takes an int and sends it as a string
+            body.default_table_expiration_ms = expiration_ms
         try:
             with translated(f"datasets.insert {dataset}"):
                 self.client.create_dataset(body, retry=self._retry, timeout=self.retry_deadline)
@@ -557,6 +678,134 @@ class BigQueryWarehouse:
                 for t, p, pr, st, m in errors
             ),
         )
+
+    # -- SLA evaluator ------------------------------------------------------------------
+    def daily_aggregates(self, query: DailyAggregateQuery) -> list[DailyAggregate]:
+        """COUNT/SUM/MIN/MAX of ``column`` per UTC day of ``time_column`` (one query).
+
+        ``DATE(x)`` of a TIMESTAMP is its UTC date (GoogleSQL's default time zone); the
+        bounds are bound in the time column's own type. NULLs are not counted, so a day
+        whose rows are all NULL is there with a count of 0.
+        """
+        info = self.get_table(query.table)  # free: the column types, the filter rule
+        column_type(info, query.column, NUMERIC_TYPES, "numeric")
+        time_type = column_type(info, query.time_column, TIME_TYPES, "DATE/DATETIME/TIMESTAMP")
+        value, at = quoted_column(query.column), quoted_column(query.time_column)
+        not_null = None
+        if query.not_null:
+            column_type(info, query.not_null)
+            not_null = f"{quoted_column(query.not_null)} IS NOT NULL"
+        sql = (
+            f"SELECT DATE({at}), COUNT({value}), SUM({value}), MIN({value}), MAX({value}) "
+            f"FROM {self._sql_table(query.table)}"
+            + _where(
+                f"{at} >= @since",
+                f"{at} <= @until",
+                not_null,
+                all_partitions_predicate(info),
+            )
+            + " GROUP BY 1 ORDER BY 1"
+        )
+        rows = self._query(
+            sql,
+            f"daily aggregates of {query.table}.{query.column}",
+            [
+                self._time_parameter("since", time_type, query.since),
+                self._time_parameter("until", time_type, query.until),
+            ],
+        )
+        return [daily_aggregate(row) for row in rows]
+
+    def run_buckets(self, query: RunBucketQuery) -> list[RunBucket]:
+        """Runs per (bucket end, phase) with ``since < time <= until`` (one query).
+
+        The bucket end is the first multiple of the bucket at or after the run's time,
+        in exact INT64 arithmetic on microseconds: ``DIV`` and ``MOD`` truncate toward
+        zero (GoogleSQL mathematical functions), so ``DIV(x, d) + IF(MOD(x, d) > 0, 1,
+        0)`` is the ceiling for every sign of ``x`` (a float ``CEIL(x / d)`` is not
+        exact once ``x / d`` needs more than 53 bits).
+        """
+        from google.cloud.bigquery import ArrayQueryParameter
+
+        micros = bucket_micros(query.bucket_seconds)
+        info = self.get_table(query.table)
+        time_type = column_type(info, query.time_column, TIME_TYPES, "DATE/DATETIME/TIMESTAMP")
+        for name in (query.phase_column, query.status_column):
+            column_type(info, name)  # BadInput now rather than BigQuery's 400 later
+        phase, status = quoted_column(query.phase_column), quoted_column(query.status_column)
+        at = quoted_column(query.time_column)
+        instant = at if time_type == "TIMESTAMP" else f"TIMESTAMP({at})"  # DATETIME: as UTC
+        us = f"UNIX_MICROS({instant})"
+        ceiling = f"DIV({us}, {micros:d}) + IF(MOD({us}, {micros:d}) > 0, 1, 0)"
+        end = f"TIMESTAMP_MICROS(({ceiling}) * {micros:d})"
+        sql = (
+            f"SELECT {end}, {phase}, COUNT(*), COUNTIF({status} IN UNNEST(@ok)) "
+            f"FROM {self._sql_table(query.table)}"
+            + _where(f"{at} > @since", f"{at} <= @until", all_partitions_predicate(info))
+            + " GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+        rows = self._query(
+            sql,
+            f"run buckets of {query.table}",
+            [
+                ArrayQueryParameter("ok", "STRING", list(query.success_values)),
+                self._time_parameter("since", time_type, query.since),
+                self._time_parameter("until", time_type, query.until),
+            ],
+        )
+        what = f"bucket end in {query.table}"
+        buckets = [RunBucket(utc_instant(e, what), str(p), int(n), int(ok)) for e, p, n, ok in rows]
+        return sorted(buckets, key=lambda b: (b.end, b.phase))
+
+    def load_times(
+        self, table: TableRef, column: str, since: datetime, until: datetime
+    ) -> list[datetime]:
+        info = self.get_table(table)
+        time_type = column_type(info, column, TIME_TYPES, "DATE/DATETIME/TIMESTAMP")
+        at = quoted_column(column)
+        sql = (
+            f"SELECT DISTINCT {at} FROM {self._sql_table(table)}"
+            + _where(f"{at} >= @since", f"{at} <= @until", all_partitions_predicate(info))
+            + " ORDER BY 1"
+        )
+        rows = self._query(
+            sql,
+            f"load times in {table}.{column}",
+            [
+                self._time_parameter("since", time_type, since),
+                self._time_parameter("until", time_type, until),
+            ],
+        )
+        what = f"{table}.{column}"
+        return [utc_instant(row[0], what) for row in rows]
+
+    def fingerprint(self, table: TableRef, instant: datetime | None = None) -> Fingerprint:
+        """Rows and a digest of every row's ``TO_JSON_STRING`` (one query).
+
+        Each row hashes to ``FARM_FINGERPRINT(TO_JSON_STRING(row))`` (column names and
+        values, so the same schema and rows give the same text); the digest combines
+        their ``BIT_XOR`` and exact ``SUM`` (as BIGNUMERIC: an INT64 sum overflows), both
+        independent of row order. ``FOR SYSTEM_TIME AS OF`` follows the alias (GoogleSQL
+        ``from_item``: ``table_name [as_alias] [FOR SYSTEM_TIME AS OF ...]``) and takes
+        ``TIMESTAMP_MICROS`` of an integer formatted here: bqemulator 1.4.0 can't bind a
+        query parameter there ("Values were not provided ... parameters: instant").
+        """
+        info = self.get_table(table)  # the filter rule, and an alias no column shadows
+        alias = row_alias(info)
+        hashed = f"FARM_FINGERPRINT(TO_JSON_STRING({alias}))"
+        as_of = ""
+        if instant is not None:
+            as_of = f" FOR SYSTEM_TIME AS OF TIMESTAMP_MICROS({epoch_micros(instant):d})"
+        sql = (
+            f"SELECT COUNT(*), BIT_XOR({hashed}), SUM(CAST({hashed} AS BIGNUMERIC)) "
+            f"FROM {self._sql_table(table)} AS {alias}{as_of}"
+            + _where(all_partitions_predicate(info))
+        )
+        rows = self._query(sql, f"fingerprint of {table}")
+        if len(rows) != 1:
+            raise PermanentError(f"fingerprint of {table}: expected one row, got {len(rows)}")
+        count, xor, total = rows[0]
+        return Fingerprint(int(count), fingerprint_digest(xor, total))
 
     # -- jobs ---------------------------------------------------------------------------
     def start_extract(self, request: ExtractRequest) -> JobStatus:

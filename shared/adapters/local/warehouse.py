@@ -14,12 +14,20 @@ It behaves like BigQuery where the backup depends on it:
   and descriptions, partitioning, clustering, labels, last modified time) lives in
   ``_opsuite_meta.tables``.
 
-DuckDB has no time travel: ``row_count_at`` and extract refuse to read a table
-modified after the requested instant instead of silently reading a later state.
+DuckDB has no time travel: ``row_count_at``, ``fingerprint`` and extract refuse to read
+a table modified after the requested instant instead of silently reading a later state.
+
+A dataset created with ``table_expiration_hours`` records it in
+``_opsuite_meta.datasets``; each table then created in it gets BigQuery's
+``expirationTime`` in its resource, and from then on reads as gone (``table_exists``,
+``list_tables``, ``dataset_metadata``, everything that needs the table) and is dropped
+on the next look. Nothing runs in the background: an expired table no one looks at
+stays on disk until someone does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -27,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +53,16 @@ from shared.errors import (
 )
 from shared.identifiers import TableRef
 from shared.models import (
+    DailyAggregate,
+    DailyAggregateQuery,
     ExtractRequest,
+    Fingerprint,
     JobError,
     JobStatus,
     LoadRequest,
     PhaseStats,
+    RunBucket,
+    RunBucketQuery,
     RunError,
     RunHistory,
     RunHistoryQuery,
@@ -162,6 +175,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _epoch_ms(instant: datetime) -> int:
+    return (instant - datetime.fromtimestamp(0, UTC)) // timedelta(milliseconds=1)
+
+
 def _python_converter(field: SchemaField) -> Callable[[Any], Any] | None:
     """Turn DuckDB's Python values into what the Avro writer expects, where they differ."""
     if field.type == "DATETIME":
@@ -231,6 +248,72 @@ def _load_expression(field: SchemaField, expr: str) -> str:
     return expr
 
 
+#: Column types the SLA queries accept (BigQuery's names, as the schema records them).
+NUMERIC_TYPES = frozenset({"INT64", "FLOAT64", "NUMERIC", "BIGNUMERIC"})
+TIME_TYPES = frozenset({"DATE", "DATETIME", "TIMESTAMP"})
+#: The same bound as the BigQuery adapter's: a bucket longer than a year means nothing.
+MAX_BUCKET_SECONDS = 366 * 86400
+_UINT64_MASK = (1 << 64) - 1
+
+
+def column_type(
+    table: TableRef,
+    schema: Sequence[SchemaField],
+    column: str,
+    allowed: frozenset[str] | None = None,
+    kind: str = "",
+) -> str:
+    """The BigQuery type of top-level ``column`` (matched case-insensitively, as
+    BigQuery and DuckDB do); BadInput if absent or, given ``allowed``, repeated or of
+    another type."""
+    identifiers.column_name(column)
+    found = {f.name.lower(): f for f in schema}.get(column.lower())
+    if found is None:
+        raise BadInput(f"{table} has no column {column}")
+    if allowed is not None and (found.type not in allowed or found.mode == "REPEATED"):
+        mode = " REPEATED" if found.mode == "REPEATED" else ""
+        raise BadInput(f"{table}.{column} is{mode} {found.type}, not a {kind} column")
+    return found.type
+
+
+def time_value(field_type: str, instant: datetime) -> date | datetime:
+    """``instant`` in the column's own type (a DATE compared with a timestamp would be
+    its midnight, so a DATE column is bounded by the instant's UTC date)."""
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise BadInput(f"instant {instant.isoformat()} has no time zone")
+    utc = instant.astimezone(UTC)
+    if field_type == "DATE":
+        return utc.date()
+    if field_type == "DATETIME":
+        return utc.replace(tzinfo=None)
+    return utc
+
+
+def canonical_expression(field: SchemaField, expr: str) -> str:
+    """``expr`` with BigQuery's storage rule applied: a REPEATED value is never NULL
+    (an empty array), at every nesting level, as export writes it. A local table can
+    hold a NULL list that its restored copy (from Avro) holds as ``[]``."""
+    if field.mode == "REPEATED":
+        item = SchemaField(name=field.name, type=field.type, fields=field.fields)
+        inner = canonical_expression(item, "x")
+        converted = expr if inner == "x" else f"list_transform({expr}, x -> {inner})"
+        return f"coalesce({converted}, [])"
+    if field.type == "RECORD":
+        parts = [(f, canonical_expression(f, f"({expr}).{quote(f.name)}")) for f in field.fields]
+        if all(p == f"({expr}).{quote(f.name)}" for f, p in parts):
+            return expr
+        packed = ", ".join(f"{quote(f.name)} := {p}" for f, p in parts)
+        return f"CASE WHEN {expr} IS NULL THEN NULL ELSE struct_pack({packed}) END"
+    return expr
+
+
+def fingerprint_digest(xor: object, total: object) -> str:
+    """16 hex digits from the rows' hash XOR and exact hash SUM (None for no rows):
+    XOR alone can't see a row that occurs twice ({A, A, B} and {C, C, B} collide)."""
+    value = (int(str(xor or 0)) & _UINT64_MASK) ^ (int(str(total or 0)) & _UINT64_MASK)
+    return f"{value:016x}"
+
+
 def _sql_list(paths: Sequence[Path]) -> str:
     """Paths as a DuckDB list of string literals (not Python's repr: it would write
     ``\u3000`` for a non-ASCII space, which DuckDB doesn't unescape)."""
@@ -248,7 +331,10 @@ class LocalWarehouse:
         *,
         max_file_bytes: int = 256 * 1024 * 1024,
         workers: int = 2,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        """``clock``: what "now" is when tables expire (tests move it; default: the
+        system clock)."""
         self.db_path = Path(db_path)
         self.gcs_root = Path(gcs_root)
         self.jobs_dir = Path(jobs_dir)
@@ -258,6 +344,7 @@ class LocalWarehouse:
         self._lock = threading.RLock()
         self._executor: ThreadPoolExecutor | None = None
         self._local = threading.local()
+        self._clock = clock or _now
 
     # -- connection -------------------------------------------------------------------
     def _connection(self) -> duckdb.DuckDBPyConnection:
@@ -277,6 +364,10 @@ class LocalWarehouse:
                     "dataset VARCHAR, table_name VARCHAR, schema_json VARCHAR, "
                     "resource_json VARCHAR, modified_at TIMESTAMPTZ, "
                     "PRIMARY KEY (dataset, table_name))"
+                )
+                con.execute(
+                    f"CREATE TABLE IF NOT EXISTS {META_SCHEMA}.datasets ("
+                    "dataset VARCHAR PRIMARY KEY, table_expiration_ms BIGINT)"
                 )
                 self._con = con
             return self._con
@@ -380,14 +471,35 @@ class LocalWarehouse:
         ).fetchone()
         if not exists or not exists[0]:
             raise NotFound(f"dataset {dataset} does not exist")
+        expired = self._drop_expired(dataset)
         rows = cur.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
             "AND table_type = 'BASE TABLE' ORDER BY table_name",
             [dataset],
         ).fetchall()
-        return [str(r[0]) for r in rows]
+        return [str(r[0]) for r in rows if str(r[0]) not in expired]
+
+    def _drop_expired(self, dataset: str, table: str | None = None) -> set[str]:
+        """Tables of ``dataset`` (or just ``table``) past their ``expirationTime``: gone,
+        as in BigQuery, and dropped here (a drop that loses a race to another thread
+        is left to the next look; the table reads as gone all the same)."""
+        sql = (
+            f"SELECT table_name FROM {META_SCHEMA}.tables WHERE dataset = ? "
+            "AND TRY_CAST(json_extract_string(resource_json, '$.expirationTime') AS BIGINT) <= ?"
+        )
+        params: list[Any] = [dataset, _epoch_ms(self._clock())]
+        if table is not None:
+            sql += " AND table_name = ?"
+            params.append(table)
+        expired = {str(r[0]) for r in self.cursor().execute(sql, params).fetchall()}
+        for name in sorted(expired):
+            with contextlib.suppress(duckdb.TransactionException, duckdb.CatalogException):
+                self.delete_table(TableRef(dataset, name))
+        return expired
 
     def table_exists(self, table: TableRef) -> bool:
+        if self._drop_expired(table.dataset, table.table):
+            return False
         row = (
             self.cursor()
             .execute(
@@ -458,18 +570,73 @@ class LocalWarehouse:
         self._check_instant(table, instant)
         return self.count_rows(table)
 
-    def ensure_dataset(self, dataset: str) -> None:
+    def ensure_dataset(self, dataset: str, *, table_expiration_hours: int | None = None) -> None:
+        """Create the schema unless it exists; a new one records
+        ``table_expiration_hours``, and tables created in it then expire that long
+        after their creation (see :meth:`_drop_expired`). An existing one is left as is."""
         identifiers.dataset_id(dataset)
+        if table_expiration_hours is not None and (
+            isinstance(table_expiration_hours, bool)
+            or not isinstance(table_expiration_hours, int)
+            or table_expiration_hours < 1
+        ):
+            raise BadInput(
+                "table_expiration_hours must be a whole number >= 1, "
+                f"not {table_expiration_hours!r}"
+            )
         # Two threads creating the same schema at once: the loser gets "Catalog write-write
-        # conflict" (perhaps before the winner commits); IF NOT EXISTS again then succeeds.
+        # conflict" (perhaps before the winner commits); looking again then finds it.
         for attempt in range(20):
-            try:
-                self.cursor().execute(f"CREATE SCHEMA IF NOT EXISTS {quote(dataset)}")
+            cur = self.cursor()
+            if self._dataset_exists(dataset):
                 return
+            try:
+                cur.execute("BEGIN TRANSACTION")
+                try:
+                    cur.execute(f"CREATE SCHEMA {quote(dataset)}")
+                    cur.execute(
+                        f"INSERT OR REPLACE INTO {META_SCHEMA}.datasets VALUES (?, ?)",
+                        [
+                            dataset,
+                            None
+                            if table_expiration_hours is None
+                            else table_expiration_hours * 3_600_000,
+                        ],
+                    )
+                    cur.execute("COMMIT")
+                except Exception:
+                    with contextlib.suppress(duckdb.Error):
+                        cur.execute("ROLLBACK")
+                    raise
+                return
+            except duckdb.CatalogException:
+                return  # created by another thread since the look: what we wanted
             except duckdb.TransactionException as exc:
                 if attempt == 19:
                     raise TransientError(f"creating dataset {dataset}: {exc}") from exc
                 time.sleep(0.005 * (attempt + 1))
+
+    def _dataset_exists(self, dataset: str) -> bool:
+        row = (
+            self.cursor()
+            .execute(
+                "SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?",
+                [dataset],
+            )
+            .fetchone()
+        )
+        return bool(row and row[0])
+
+    def _table_expiration_ms(self, dataset: str) -> int | None:
+        row = (
+            self.cursor()
+            .execute(
+                f"SELECT table_expiration_ms FROM {META_SCHEMA}.datasets WHERE dataset = ?",
+                [dataset],
+            )
+            .fetchone()
+        )
+        return int(row[0]) if row and row[0] is not None else None
 
     def create_table(self, table: TableRef, spec: TableSpec, *, replace: bool = False) -> None:
         if not spec.schema:
@@ -488,6 +655,9 @@ class LocalWarehouse:
         cur.execute(f"{verb} {qualified(table)} ({', '.join(columns)})")
         resource = spec.resource_fields()
         del resource["schema"]  # kept in its own column
+        expiration_ms = self._table_expiration_ms(table.dataset)
+        if expiration_ms is not None:  # the dataset's default, as BigQuery applies it
+            resource["expirationTime"] = str(_epoch_ms(self._clock()) + expiration_ms)
         self._set_meta(table, schema=spec.schema, resource=resource)
 
     def delete_table(self, table: TableRef) -> None:
@@ -541,7 +711,10 @@ class LocalWarehouse:
         names = [identifiers.table_id(t) for t in tables]
         if not names:
             return {}
-        self.list_tables(dataset)  # NotFound for a missing dataset
+        present = set(self.list_tables(dataset))  # NotFound for a missing dataset; expiry
+        names = [n for n in names if n in present]
+        if not names:
+            return {}
         rows = (
             self.cursor()
             .execute(
@@ -632,6 +805,143 @@ class LocalWarehouse:
                 for t, p, pr, st, m in errors
             ),
         )
+
+    # -- SLA evaluator ------------------------------------------------------------------
+    def _columns(self, table: TableRef) -> tuple[SchemaField, ...]:
+        """The BigQuery schema (no count, unlike :meth:`get_table`); NotFound if missing."""
+        self._require(table)
+        schema_json, _, _ = self._meta(table)
+        return self._schema(table, schema_json)
+
+    def daily_aggregates(self, query: DailyAggregateQuery) -> list[DailyAggregate]:
+        schema = self._columns(query.table)
+        column_type(query.table, schema, query.column, NUMERIC_TYPES, "numeric")
+        time_type = column_type(
+            query.table, schema, query.time_column, TIME_TYPES, "DATE/DATETIME/TIMESTAMP"
+        )
+        value, at = quote(query.column), quote(query.time_column)
+        where = [f"{at} >= ?", f"{at} <= ?"]
+        if query.not_null:
+            column_type(query.table, schema, query.not_null)
+            where.append(f"{quote(query.not_null)} IS NOT NULL")
+        rows = (
+            self.cursor()
+            .execute(
+                # CAST(TIMESTAMPTZ AS DATE) is the date in the session's zone: UTC here
+                f"SELECT CAST({at} AS DATE), count({value}), sum({value}), min({value}), "
+                f"max({value}) FROM {qualified(query.table)} WHERE {' AND '.join(where)} "
+                "GROUP BY 1 ORDER BY 1",
+                [time_value(time_type, query.since), time_value(time_type, query.until)],
+            )
+            .fetchall()
+        )
+        return [
+            DailyAggregate(
+                day=day,
+                count=int(count),
+                total=float(total) if total is not None else 0.0,
+                minimum=float(low) if low is not None else None,
+                maximum=float(high) if high is not None else None,
+            )
+            for day, count, total, low, high in rows
+        ]
+
+    def run_buckets(self, query: RunBucketQuery) -> list[RunBucket]:
+        seconds = query.bucket_seconds
+        if isinstance(seconds, bool) or not isinstance(seconds, int):
+            raise BadInput(f"bucket_seconds must be an integer, not {seconds!r}")
+        if not 0 < seconds <= MAX_BUCKET_SECONDS:
+            raise BadInput(f"bucket_seconds must be in 1..{MAX_BUCKET_SECONDS}, not {seconds}")
+        micros = seconds * 1_000_000
+        schema = self._columns(query.table)
+        time_type = column_type(
+            query.table, schema, query.time_column, TIME_TYPES, "DATE/DATETIME/TIMESTAMP"
+        )
+        phase, status = quote(query.phase_column), quote(query.status_column)
+        for name in (query.phase_column, query.status_column):
+            column_type(query.table, schema, name)
+        at = quote(query.time_column)
+        # DATETIME (TIMESTAMP here) counts as UTC, a DATE as its midnight; ``//`` and
+        # ``%`` on BIGINT truncate toward zero like BigQuery's DIV and MOD, so this is
+        # the exact ceiling for every sign.
+        us = f"epoch_us(CAST({at} AS TIMESTAMP))" if time_type == "DATE" else f"epoch_us({at})"
+        ceiling = f"{us} // {micros:d} + CASE WHEN {us} % {micros:d} > 0 THEN 1 ELSE 0 END"
+        rows = (
+            self.cursor()
+            .execute(
+                f"SELECT make_timestamptz(({ceiling}) * {micros:d}), {phase}, count(*), "
+                f"count(*) FILTER (WHERE list_contains(?, {status})) "
+                f"FROM {qualified(query.table)} WHERE {at} > ? AND {at} <= ? "
+                "GROUP BY 1, 2 ORDER BY 1, 2",
+                [
+                    list(query.success_values),
+                    time_value(time_type, query.since),
+                    time_value(time_type, query.until),
+                ],
+            )
+            .fetchall()
+        )
+        buckets = [
+            RunBucket(end.astimezone(UTC), str(p), int(n), int(ok)) for end, p, n, ok in rows
+        ]
+        return sorted(buckets, key=lambda b: (b.end, b.phase))
+
+    def load_times(
+        self, table: TableRef, column: str, since: datetime, until: datetime
+    ) -> list[datetime]:
+        schema = self._columns(table)
+        time_type = column_type(table, schema, column, TIME_TYPES, "DATE/DATETIME/TIMESTAMP")
+        at = quote(column)
+        rows = (
+            self.cursor()
+            .execute(
+                f"SELECT DISTINCT {at} FROM {qualified(table)} WHERE {at} >= ? AND {at} <= ? "
+                "ORDER BY 1",
+                [time_value(time_type, since), time_value(time_type, until)],
+            )
+            .fetchall()
+        )
+        out = []
+        for (value,) in rows:
+            instant = as_utc_datetime(value, f"{table}.{column}")
+            if instant is not None:
+                out.append(instant.astimezone(UTC))
+        return out
+
+    def fingerprint(self, table: TableRef, instant: datetime | None = None) -> Fingerprint:
+        """Rows and a digest of ``hash(to_json(row))`` over every row (one query).
+
+        The row is packed from the recorded schema, with REPEATED NULLs as ``[]`` (what
+        BigQuery stores, and what a restore from Avro loads), so a restored copy hashes
+        like its source; the digest combines the XOR and the exact sum of the hashes,
+        both independent of row order. There is no time travel: with ``instant``, a
+        table modified after it is refused (BadInput) and otherwise read as it is.
+        """
+        self._require(table)
+        schema_json, _, modified_at = self._meta(table)
+        if instant is not None:
+            if instant.tzinfo is None or instant.utcoffset() is None:
+                raise BadInput(f"instant {instant.isoformat()} has no time zone")
+            if modified_at is not None and modified_at > instant:
+                raise BadInput(
+                    f"{table} changed at {modified_at.isoformat()}, after "
+                    f"{instant.isoformat()}; the local warehouse has no time travel"
+                )
+        schema = self._schema(table, schema_json)
+        packed = ", ".join(
+            f"{quote(f.name)} := {canonical_expression(f, quote(f.name))}" for f in schema
+        )
+        row = (
+            self.cursor()
+            .execute(
+                "SELECT count(*), bit_xor(h), sum(CAST(h AS HUGEINT)) FROM "
+                f"(SELECT hash(to_json(struct_pack({packed}))) AS h FROM {qualified(table)})"
+            )
+            .fetchone()
+        )
+        if row is None:
+            raise PermanentError(f"fingerprint of {table}: no result")
+        return Fingerprint(int(row[0]), fingerprint_digest(row[1], row[2]))
 
     # -- jobs ---------------------------------------------------------------------------
     def _job_path(self, job_id: str) -> Path:
