@@ -151,6 +151,12 @@ class BackupSettings(_Model):
             )
         if len(set(self.tables)) != len(self.tables):
             raise ValueError("'tables' lists a table more than once")
+        backed_up = {t.split(".")[0] for t in self.tables} | {d.name for d in self.datasets}
+        if self.drill.scratch_dataset in backed_up:
+            raise ValueError(
+                f"drill.scratch_dataset {self.drill.scratch_dataset!r} is a backed-up dataset: "
+                "the drill drops its scratch tables there (choose a dataset of its own)"
+            )
         return self
 
     @property

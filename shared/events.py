@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from datetime import date as Date
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
@@ -70,11 +70,24 @@ def parse_pubsub_envelope(data: object) -> PubSubMessage:
     )
 
 
+#: What a message on the backup trigger topic asks for: the backup run (the default), or
+#: the restore drill (``{"action": "restore_drill"}``, optionally ``tables``, ``dry_run``).
+TriggerAction = Literal["backup", "restore_drill"]
+#: The fields a restore drill trigger may carry besides ``action``.
+DRILL_FIELDS = frozenset({"action", "tables", "dry_run"})
+
+
 class BackupRequest(BaseModel):
-    """The body of a backup trigger: all optional; ``{}`` or empty is tonight's run."""
+    """The body of a backup trigger: all optional; ``{}`` or empty is tonight's run.
+
+    ``action: restore_drill`` asks for the restore drill instead (``tables`` then names
+    the drill's sample and ``dry_run`` plans it); ``date``, ``run_id`` and
+    ``continuation`` belong to backup runs only.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    action: TriggerAction = "backup"
     date: Date | None = None
     tables: list[str] | None = Field(default=None, max_length=1000)
     dry_run: StrictBool = False
@@ -88,7 +101,7 @@ class BackupRequest(BaseModel):
 def _describe(error: Mapping[str, Any]) -> str:
     where = ".".join(str(p) for p in error["loc"]) or "body"
     if error["type"] == "extra_forbidden":
-        return f"{where}: unknown field (expected date, tables, dry_run)"
+        return f"{where}: unknown field (expected action, date, tables, dry_run)"
     return f"{where}: {error['msg']}"
 
 
@@ -119,6 +132,13 @@ def parse_backup_request(payload: bytes) -> BackupRequest:
         raise BadInput("tables: expected at least one 'dataset.table' (omit it for all)")
     if request.run_id is not None and not is_run_id(request.run_id):
         raise BadInput("run_id: expected YYYYMMDD or YYYYMMDD-<8 hex>")
+    if request.action == "restore_drill":
+        extra = sorted(set(body) - DRILL_FIELDS)
+        if extra:
+            raise BadInput(
+                f"{', '.join(extra)}: not valid with action restore_drill "
+                "(expected tables, dry_run)"
+            )
     return request
 
 

@@ -12,16 +12,27 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.composition import Adapters
+from shared.config import Settings
 from shared.errors import BadInput, ConfigError, PermanentError, TransientError
-from shared.events import event_age_seconds, parse_backup_request, parse_pubsub_envelope
+from shared.events import (
+    BackupRequest,
+    event_age_seconds,
+    parse_backup_request,
+    parse_pubsub_envelope,
+)
 from shared.runtime import fallback_backup_store, settings_and_adapters
 from shared.services.backup import BackupDeps, BackupOutcome, run_backup
+from shared.services.drill import DrillDeps, DrillOutcome, run_drill
 from shared.services.trigger_rejections import REJECTED_FIELD, TriggerRejection, record_rejection
 
 logger = logging.getLogger(__name__)
 
 
-def handle_backup_event(data: object, context: Mapping[str, Any]) -> BackupOutcome | None:
+def handle_backup_event(
+    data: object, context: Mapping[str, Any]
+) -> BackupOutcome | DrillOutcome | None:
+    """A backup trigger, or (``{"action": "restore_drill"}``) a restore drill trigger."""
     fields = {"event_id": context.get("id"), "event_type": context.get("type")}
     published: datetime | None = None
     try:
@@ -30,7 +41,7 @@ def handle_backup_event(data: object, context: Mapping[str, Any]) -> BackupOutco
         published = message.publish_time
         request = parse_backup_request(message.data)
         published_at = None
-        if request.date is None and message.publish_time is not None:
+        if request.action == "backup" and request.date is None and message.publish_time:
             # a redelivery after midnight still belongs to the night it was sent for,
             # and reads that night's data (the moment the trigger was published)
             request = request.model_copy(
@@ -45,14 +56,16 @@ def handle_backup_event(data: object, context: Mapping[str, Any]) -> BackupOutco
                 extra={"fields": {**fields, "age_seconds": round(age)}},
             )
             return None
-        deps = BackupDeps(
-            settings=settings.backups,
-            warehouse=adapters.warehouse,
-            store=adapters.store,
-            publisher=adapters.publisher,
-            backend=adapters.backend,
-        )
         try:
+            if request.action == "restore_drill":
+                return _drill(request, message.publish_time, settings, adapters, fields)
+            deps = BackupDeps(
+                settings=settings.backups,
+                warehouse=adapters.warehouse,
+                store=adapters.store,
+                publisher=adapters.publisher,
+                backend=adapters.backend,
+            )
             outcome = run_backup(request, deps, published_at=published_at)
         except ConfigError as exc:
             # Raised by an adapter while working (google.auth found no credentials): on a
@@ -107,6 +120,41 @@ def handle_backup_event(data: object, context: Mapping[str, Any]) -> BackupOutco
                 "run_id": outcome.run_id,
                 "outcome": outcome.outcome,
                 "pending": outcome.pending,
+            }
+        },
+    )
+    return outcome
+
+
+def _drill(
+    request: BackupRequest,
+    published: datetime | None,
+    settings: Settings,
+    adapters: Adapters,
+    fields: Mapping[str, Any],
+) -> DrillOutcome:
+    """The restore drill instead of the backup. Its day is the UTC date the trigger was
+    published, so a redelivery after midnight finds that day's record."""
+    deps = DrillDeps(
+        settings=settings.backups,
+        warehouse=adapters.warehouse,
+        store=adapters.store,
+        backend=adapters.backend,
+    )
+    day = (published or datetime.now(UTC)).astimezone(UTC).date()
+    outcome = run_drill(deps, tables=request.table_refs(), dry_run=request.dry_run, today=day)
+    record, plan = outcome.record, outcome.plan
+    logger.info(
+        "restore drill trigger handled",
+        extra={
+            "fields": {
+                **fields,
+                "outcome": outcome.outcome,
+                "date": day.isoformat(),
+                "passed": outcome.passed,
+                "projected_hours": record.projected_hours if record else None,
+                "run_id": record.run_id if record else (plan.run_id if plan else None),
+                "record": outcome.location,
             }
         },
     )

@@ -51,7 +51,8 @@ def _envelope(data: str, **message: object) -> dict[str, object]:
 def test_empty_body_is_tonights_run() -> None:
     message = parse_pubsub_envelope(_envelope(""))
     assert parse_backup_request(message.data).model_dump() == {
-        "date": None, "tables": None, "dry_run": False, "run_id": None, "continuation": 0
+        "action": "backup", "date": None, "tables": None, "dry_run": False, "run_id": None,
+        "continuation": 0,
     }  # fmt: skip
     assert parse_backup_request(base64.b64decode("e30=")).date is None  # "{}"
 
