@@ -409,6 +409,13 @@ class SloSettings(_Model):
         for slo in self.objectives:
             if slo.window.seconds < cadence:
                 raise ValueError(f"{slo.name}: window is shorter than the cadence")
+        for i, alert in enumerate(self.burn_rates):
+            if alert.short_window.seconds < cadence:
+                raise ValueError(
+                    f"burn_rates[{i}]: short_window ({alert.short_window.count} "
+                    f"{alert.short_window.period}) is shorter than cadence_minutes "
+                    f"({self.cadence_minutes}): a window must hold at least one evaluation"
+                )
         return self
 
     def named(self, names: Sequence[str]) -> list[Slo]:

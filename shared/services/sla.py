@@ -517,15 +517,20 @@ def metric_points(
             for table, age in (detail.get("ages_hours") or {}).items():
                 if table in freshness_labels and isinstance(age, int | float):
                     ages[table] = float(age)
-        if isinstance(a.slo.sli, RatioSli) and a.slo.sli.phases:
-            for phase, ratio in sorted(phase_success(a, a.slo.sli.phases).items()):
-                points.append(_point("pipeline/phase_success", {"phase": phase}, ratio, at))
         if backup_hours is None and isinstance(
             detail.get("backup_hours_since_complete"), int | float
         ):
             backup_hours = float(detail["backup_hours_since_complete"])
     for table, age in sorted(ages.items()):
         points.append(_point("freshness/age_hours", {"table": table}, age, at))
+    # one series per phase: from the ratio SLO with the longest window (two ratio SLOs on
+    # one phase must not write its series twice in one request)
+    ratios = [a for a in assessments if isinstance(a.slo.sli, RatioSli) and a.slo.sli.phases]
+    if ratios:
+        widest = max(ratios, key=lambda a: a.slo.window.seconds)
+        assert isinstance(widest.slo.sli, RatioSli)
+        for phase, ratio in sorted(phase_success(widest, widest.slo.sli.phases).items()):
+            points.append(_point("pipeline/phase_success", {"phase": phase}, ratio, at))
     if backup_hours is not None:
         points.append(_point("backup/hours_since_complete", {}, backup_hours, at))
     points.append(_point("evaluator/heartbeat", {}, 1, at))

@@ -7,7 +7,8 @@ state changes that become events.
 
 State (stored in each history row, so the next evaluation knows the previous one):
 - ``breaching``: the SLA is violated now. For ratio-stated SLAs (``availability``,
-  ``ratio``: "99 %", "> 95 %") when the window's compliance is below the objective;
+  ``ratio``: "99 %", "> 95 %") when the window's budget is overspent (at full coverage:
+  compliance below the objective; a new deployment's first bad slot is not yet a miss);
   for bound-stated ones (freshness < 24 h, MAE < 4.5, RTO < 8 h) when this evaluation
   is bad. An unknown evaluation keeps the previous value (it is charged to the budget,
   which is how a long outage of the SLI itself shows).
@@ -21,7 +22,8 @@ Each change is one transition: ``slo.breached`` when breaching or exhausted star
 
 Budgets of windows-based SLIs are shares of the window's slots (the allowed bad time:
 28 d at 99 % = 403 min), so one bad slot of a new deployment spends 15 min of it;
-burn rates are observed error ratios (bad / evaluated) over each window.
+burn rates are observed error ratios (bad / evaluated) over each window, so a new
+evaluator's first bad slot is a fast burn (100x): the page a stale table deserves.
 """
 
 from __future__ import annotations
@@ -271,10 +273,13 @@ def assess_next(
         else:
             compliance = stats.compliance
             if slo.sli.kind in WINDOW_TARGET_KINDS:
+                # the objective over the window is missed once the budget is overspent:
+                # at full coverage that is compliance < objective; with sparse history (a
+                # new deployment) one bad slot is not yet a missed 99 % over 28 days
                 breaching = (
                     before.breaching
                     if compliance is None
-                    else compliance < slo.objective - _COMPLIANCE_TOLERANCE
+                    else budget.remaining_fraction < -_COMPLIANCE_TOLERANCE
                 )
             else:
                 breaching = before.breaching if result.good is None else not result.good

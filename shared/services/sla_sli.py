@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from shared.config import (
@@ -179,8 +179,8 @@ def sli_ratio(sli: RatioSli, inputs: Inputs, since: datetime, objective: float) 
 
 def threshold_since(sli: ThresholdSli, at: datetime) -> datetime:
     """The first instant of the SLI's ``days`` (today, UTC, is the last of them)."""
-    first = at.date() - timedelta(days=sli.days - 1)
-    return datetime(first.year, first.month, first.day, tzinfo=at.tzinfo)
+    first = at.astimezone(UTC).date() - timedelta(days=sli.days - 1)
+    return datetime(first.year, first.month, first.day, tzinfo=UTC)
 
 
 def sli_threshold(sli: ThresholdSli, inputs: Inputs) -> SliResult:
@@ -190,7 +190,8 @@ def sli_threshold(sli: ThresholdSli, inputs: Inputs) -> SliResult:
     if isinstance(days, Unavailable):
         return unknown(days.reason)
     first = threshold_since(sli, inputs.at).date()
-    chosen = [d for d in days if first <= d.day <= inputs.at.date()]
+    today = inputs.at.astimezone(UTC).date()
+    chosen = [d for d in days if first <= d.day <= today]
     count = sum(d.count for d in chosen)
     detail: dict[str, Any] = {
         "bound": sli.bound,
