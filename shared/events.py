@@ -105,13 +105,14 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"{where}: {error['msg']}"
 
 
-def parse_backup_request(payload: bytes) -> BackupRequest:
+def json_object_body(payload: bytes) -> dict[str, Any] | None:
+    """A message body as a JSON object; None for an empty body; BadInput otherwise."""
     try:
         text = payload.decode("utf-8", errors="strict") if payload else ""
     except UnicodeDecodeError:
         raise BadInput("message body is not UTF-8") from None
     if not text.strip():
-        return BackupRequest()
+        return None
     try:
         body = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -120,6 +121,13 @@ def parse_backup_request(payload: bytes) -> BackupRequest:
         raise BadInput("message body is nested too deeply") from None
     if not isinstance(body, dict):
         raise BadInput("message body must be a JSON object")
+    return body
+
+
+def parse_backup_request(payload: bytes) -> BackupRequest:
+    body = json_object_body(payload)
+    if body is None:
+        return BackupRequest()
     if isinstance(body.get("date"), str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", body["date"]):
         raise BadInput("date: expected YYYY-MM-DD")
     try:

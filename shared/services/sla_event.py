@@ -7,7 +7,6 @@ Returns normally to acknowledge; raises TransientError to get the event redelive
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Mapping
@@ -17,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from shared.errors import BadInput, ConfigError, PermanentError, TransientError
-from shared.events import parse_pubsub_envelope
+from shared.events import json_object_body, parse_pubsub_envelope
 from shared.runtime import settings_and_adapters
 from shared.services.sla import (
     INPUT_RETRY_SECONDS,
@@ -45,20 +44,9 @@ class _Body(BaseModel):
 
 def parse_sla_request(payload: bytes) -> SlaRequest:
     """``{"at": "<RFC 3339>", "slos": [...], "dry_run": true}``, every key optional."""
-    try:
-        text = payload.decode("utf-8", errors="strict") if payload else ""
-    except UnicodeDecodeError:
-        raise BadInput("message body is not UTF-8") from None
-    if not text.strip():
+    body = json_object_body(payload)
+    if body is None:
         return SlaRequest()
-    try:
-        body = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"message body is not JSON ({exc.msg})") from None
-    except RecursionError:
-        raise BadInput("message body is nested too deeply") from None
-    if not isinstance(body, dict):
-        raise BadInput("message body must be a JSON object")
     try:
         parsed = _Body.model_validate(body)
     except ValidationError as exc:

@@ -13,8 +13,6 @@ from shared import runtime
 from shared.services.seed import seed_demo
 from tests.helpers import ROOT, Stack, make_stack
 
-SOURCE = ROOT / "functions" / "backup_export" / "main.py"
-
 
 @pytest.fixture
 def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
@@ -27,9 +25,10 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     s.adapters.close()
 
 
-@pytest.fixture
-def post_event() -> Callable[[dict[str, Any]], Any]:
-    client = create_app("backup_export", str(SOURCE), "cloudevent").test_client()
+def cloud_event_poster(function: str) -> Callable[[dict[str, Any]], Any]:
+    """POST structured CloudEvents to ``functions/<function>/main.py`` as deployed."""
+    source = ROOT / "functions" / function / "main.py"
+    client = create_app(function, str(source), "cloudevent").test_client()
 
     def post(event: dict[str, Any]) -> Any:
         attributes = {k: v for k, v in event.items() if k != "data"}
@@ -37,3 +36,8 @@ def post_event() -> Callable[[dict[str, Any]], Any]:
         return client.post("/", headers=headers, data=body)
 
     return post
+
+
+@pytest.fixture
+def post_event() -> Callable[[dict[str, Any]], Any]:
+    return cloud_event_poster("backup_export")

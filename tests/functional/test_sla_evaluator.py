@@ -17,9 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cloudevents.conversion import to_structured
-from cloudevents.http import CloudEvent
-from functions_framework import create_app
 
 from shared import runtime
 from shared.errors import TransientError
@@ -27,9 +24,9 @@ from shared.metrics import PREFIX
 from shared.models import EvaluationRecord, MetricPoint, WriteReport
 from shared.services.seed import seed_demo
 from shared.services.sla_budget import floor_to_cadence
-from tests.helpers import BUCKET, ROOT, Stack, make_example_stack, pubsub_event
+from tests.functional.conftest import cloud_event_poster
+from tests.helpers import BUCKET, Stack, make_example_stack, pubsub_event
 
-SOURCE = ROOT / "functions" / "sla_evaluator" / "main.py"
 SLOS = [
     "data_freshness",
     "pipeline_availability",
@@ -55,14 +52,7 @@ def sla_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack
 
 @pytest.fixture
 def post() -> Callable[[dict[str, Any]], Any]:
-    client = create_app("sla_evaluator", str(SOURCE), "cloudevent").test_client()
-
-    def send(event: dict[str, Any]) -> Any:
-        attributes = {k: v for k, v in event.items() if k != "data"}
-        headers, body = to_structured(CloudEvent(attributes, event["data"]))
-        return client.post("/", headers=headers, data=body)
-
-    return send
+    return cloud_event_poster("sla_evaluator")
 
 
 def _rows(stack: Stack) -> list[EvaluationRecord]:
