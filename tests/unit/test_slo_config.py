@@ -109,6 +109,21 @@ def test_the_example_config_ships_the_seeds_six_slas() -> None:
             _with({**MAE, "sli": {"kind": "freshness", "tables": ["nba_raw.not_configured"]}}),
             "freshness tables must be listed under health.freshness.tables: nba_raw.not_configured",
         ),
+        (_with(MAE, history={"dataset": "ops`; DROP"}), "slos.history.dataset: "),
+        (_with(MAE, history={"table": "t` x"}), "slos.history.table: "),
+        (_with(MAE, runbook_base_url="javascript:alert(1)"), "slos.runbook_base_url: "),
+        (_with(MAE, time_budget_seconds=600), "slos.time_budget_seconds: "),
+        (
+            _with(MAE, cadence_minutes=60),
+            "burn_rates[0]: short_window (15 minute) is shorter than cadence_minutes (60)",
+        ),
+        (
+            {
+                "backups": {**BACKUPS, "drill": {"scratch_dataset": "nba_analytics"}},
+                "slos": {"objectives": [MAE]},
+            },
+            "drill.scratch_dataset 'nba_analytics' is a backed-up dataset",
+        ),
     ],
 )
 def test_bad_slo_config_names_the_path(data: dict[str, Any], expected: str) -> None:
