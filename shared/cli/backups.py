@@ -367,7 +367,12 @@ def _demo_slos(settings: Settings, adapters: Adapters, steps: int) -> Any:
               f"{settings.slos.alerts_topic} {event.message_id}")  # fmt: skip
     bus = getattr(adapters.publisher, "messages", None)
     if callable(bus) and outcome.events:
-        newest = bus(settings.slos.alerts_topic)[-1]
-        body = json.loads(base64.b64decode(newest["data"]))
-        print(f"  newest event on the local bus: {json.dumps(body)[:300]}...")
+        messages = bus(settings.slos.alerts_topic)
+        breaches = [m for m in messages if m["attributes"].get("event_type") == "slo.breached"]
+        shown = (breaches or messages)[-1]
+        body = json.loads(base64.b64decode(shown["data"]))
+        path = getattr(adapters.publisher, "path", None)
+        where = f" ({path(settings.slos.alerts_topic)})" if callable(path) else ""
+        print(f"  {shown['attributes']['event_type']} on the local bus{where}:\n"
+              f"  {json.dumps(body)[:400]}...")  # fmt: skip
     return outcome

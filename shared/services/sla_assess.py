@@ -29,6 +29,7 @@ evaluator's first bad slot is a fast burn (100x): the page a stale table deserve
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -151,6 +152,16 @@ class Assessment:
         return SloState.of(self.record)
 
 
+def backfilled(record: EvaluationRecord) -> bool:
+    """A row written by ``sla backfill`` (its detail says so): it sent no events."""
+    if '"backfilled"' not in record.detail:
+        return False
+    try:
+        return json.loads(record.detail).get("backfilled") is True
+    except (ValueError, AttributeError):
+        return False
+
+
 def latest_per_instant(rows: Iterable[EvaluationRecord]) -> list[EvaluationRecord]:
     """One row per ``at`` (at-least-once appends may record one twice: the newest
     ``recorded_at`` wins), oldest first."""
@@ -205,7 +216,9 @@ def assess(
     ``at`` are ignored."""
     window = timedelta(seconds=slo.window.seconds)
     earlier = latest_per_instant(r for r in history if r.at < at)
-    previous = earlier[-1] if earlier else None
+    # the state last *announced*: back-filled rows sent no events, so the first live
+    # evaluation after a back-fill announces the current state once
+    previous = next((r for r in reversed(earlier) if not backfilled(r)), None)
     in_window = [r for r in earlier if r.at > at - window]
     series = series_of(slo, in_window, cadence)
     assessment = assess_next(

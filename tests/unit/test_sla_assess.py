@@ -683,3 +683,24 @@ def test_a_cadence_the_config_accepts_can_be_assessed() -> None:
         recorded_at=RECORDED,
     )
     assert a.record.good is False
+
+
+# --- back-filled rows sent nothing: the first live evaluation announces ------------------
+
+
+def test_the_first_live_evaluation_after_a_backfill_announces_the_current_state() -> None:
+    filled = [
+        replace(r, detail='{"backfilled": true}')
+        for r in back(FRESH, 8, good=False, breaching=True, burning=("1h/15m",))
+    ]
+    # every back-filled row is breaching, yet none was announced: the live one is
+    a = run(FRESH, BAD, filled)
+    assert a.previous is None
+    assert ("slo.breached", "sli") in [(t.event_type, t.condition) for t in a.transitions]
+    # the budget still counts the back-filled slots: 9 bad of 2688
+    assert a.stats.bad == 9
+    # once a live row exists, it is the previous state: no second announcement
+    live = replace(a.record, detail="{}")
+    later = run(FRESH, BAD, [*filled, live], at=AT + Q)
+    assert later.previous == live
+    assert [t.condition for t in later.transitions if t.condition == "sli"] == []
