@@ -334,6 +334,9 @@ class BurnRateAlert(_Model):
     long_window: Threshold
     short_window: Threshold
     rate: float = Field(gt=0)
+    #: the SRE workbook's tiers: fast burns page, the slow one (3 d & 6 h) files a ticket;
+    #: carried on ``slo.burn_rate`` events as the ``urgency`` attribute
+    notify: Literal["page", "ticket"] = "page"
 
     @model_validator(mode="after")
     def _check(self) -> BurnRateAlert:
@@ -359,6 +362,7 @@ def _default_burn_rates() -> list[BurnRateAlert]:
             long_window=Threshold(count=3, period="day"),
             short_window=Threshold(count=6, period="hour"),
             rate=1.0,
+            notify="ticket",
         ),
     ]
 
@@ -387,9 +391,10 @@ class HistorySettings(_Model):
 
 class SloSettings(_Model):
     cadence_minutes: int = Field(default=15, ge=1, le=1440)
-    #: how long an evaluation may retry its writes (history, points, events) before it
-    #: asks for redelivery; below the 540 s event-function limit
-    time_budget_seconds: float = Field(default=300, gt=0, le=530)
+    #: how long an evaluation may take, from the trigger's arrival, before it stops retrying
+    #: and asks for redelivery; at most 400 s, so a call in flight at the deadline still
+    #: ends inside the 540 s event-function limit
+    time_budget_seconds: float = Field(default=300, gt=0, le=400)
     history: HistorySettings = Field(default_factory=HistorySettings)
     trigger_topic: TopicId = "opsuite-sla-trigger"
     alerts_topic: TopicId = "opsuite-alerts"

@@ -1,9 +1,11 @@
 """The restore drill: prove the newest backup restores, and how long a full restore takes.
 
-A drill restores a sample of tables (``backups.drill.tables``; empty: the smallest
-complete table that holds rows) of the newest complete nightly backup into a scratch
-dataset (``backups.drill.scratch_dataset``, created with a default table expiration so a
-drill that dies still cleans up), compares each restored table with its source as of the
+A drill restores a sample of tables of the newest complete nightly backup
+(``backups.drill.tables``; empty: two complete tables that hold rows, the smallest and
+the largest whose backup files total at most ``SAMPLE_MAX_BYTES``, 256 MiB, so the drill
+stays well inside the function's 540 s) into a scratch dataset
+(``backups.drill.scratch_dataset``, created with a default table expiration so a drill
+that dies still cleans up), compares each restored table with its source as of the
 backup's instant (row count and a content fingerprint), drops the scratch tables (always,
 also when the drill fails) and writes a write-once record::
 
@@ -41,15 +43,57 @@ Decisions, in order of surprise:
   two sample tables of the same name from different datasets are restored one after
   the other.
 
-Throughput and projection: ``throughput_bytes_per_second`` is the sample's bytes (the
-backup file sizes from the manifest) over the sum of each table's restore wall time
+Throughput and projection. Each restored table's time is its restore wall time
 (``RestoredTable.elapsed_seconds``: from the start of its work until done, file checks,
-waiting for the warehouse to start its load and the row check included). Summing per
-table makes it a *sequential* rate: restoring several tables concurrently does not
-inflate it. ``projected_hours`` = full backup bytes / throughput / 3600: the whole backup
-restored one table after another at the sample's rate. Conservative twice over: a real
-restore runs tables concurrently, and the (small) sample's fixed per-table costs weigh
-more per byte than a large table's.
+waiting for the warehouse to start its load, the load, the row check and the swap
+included; waiting counts as cost, which is conservative). One table's restore is modelled
+as ``seconds = overhead + bytes / bandwidth``: a fixed cost per table (checks, a load job's
+start and queue, the row check, the swap: several seconds on BigQuery whatever the size)
+plus the bytes at a rate. The model is fitted to the tables restored correctly
+(:func:`fit_restore_model`; ``model`` in the record):
+
+* ``two-point``: the smallest and the largest sampled table (by backup file bytes; of
+  equal sizes the slower one), the largest at least ``FIT_MIN_SIZE_RATIO`` (2x) the
+  smallest's bytes and slower: bandwidth = bytes difference / seconds difference,
+  overhead = the line's value at 0 bytes, at least 0.
+* ``single-table`` (one table measured) and ``fallback`` (sizes within 2x, or the bigger
+  table was not slower: the per-byte cost can't be told from the fixed cost): overhead =
+  the fastest table's seconds, bandwidth = sample bytes / sample seconds (the old rate,
+  which already holds the fixed cost). The projection counts the time twice, as fixed
+  *and* as per-byte cost: it is above every split of the measurement into the two, so it
+  is never optimistic, and pessimistic by at most ``rounds x overhead``. The default
+  sample has two tables to avoid this case; a configured sample should too.
+* In every model the overhead is then raised, if need be, until no sampled table is
+  predicted faster than it was measured.
+
+The full backup (``full_backup_tables`` complete tables, ``full_backup_bytes``) restores
+``concurrency`` tables at a time (``backups.max_concurrent_jobs``, the workers
+``restore_run`` is given): ::
+
+    projected_seconds = ceil(full_backup_tables / concurrency) x overhead
+                        + full_backup_bytes / bandwidth
+
+Concurrent tables overlap their fixed costs (each waits on the warehouse, not on the
+others); their bytes do not speed up: the whole backup goes through the one measured
+bandwidth, though BigQuery runs concurrent loads in parallel (conservative). The drill
+restores its sample concurrently too, so each measured time includes the other's
+contention. Worked example (MB = 10^6 B): the smallest table, 1 MB, restored in 5 s; the
+largest under the cap, 101 MB, in 15 s: bandwidth = 100 MB / 10 s = 10 MB/s, overhead =
+5 s - 1 MB / 10 MB/s = 4.9 s. A backup of 100 tables and 20 GB, 16 at a time: ceil(100/16)
+= 7 rounds x 4.9 s + 20 000 MB / 10 MB/s = 34.3 s + 2000 s = 2034.3 s = 0.57 h (a 1 TB
+backup: 34.3 s + 100 000 s = 27.8 h). Scaling the sample by bytes, as drills before this
+model did, projects the 20 GB at 102 MB / 20 s: 3922 s = 1.09 h, and with the smallest
+table alone (the old default sample) at 1 MB / 5 s: 100 000 s = 27.8 h: a breach of the
+8 h objective for any backup above 5.8 GB (the smaller the sample table, the lower that
+size) that nothing real stands behind.
+
+Limits of the model, said plainly: it extrapolates from tables of at most
+``SAMPLE_MAX_BYTES`` to the whole backup assuming the per-byte cost does not grow with a
+table's size (on BigQuery a bigger load is split across more workers, so it tends to
+shrink); a bigger table that was only barely slower (timing noise) yields a high
+bandwidth, which the 2x size rule limits and the next day's drill measures again.
+``throughput_bytes_per_second`` keeps its meaning: sample bytes / the sum of the tables'
+seconds (a sequential rate).
 """
 
 from __future__ import annotations
@@ -90,9 +134,17 @@ _CLAIM_NAME = re.compile(r"_claim(?:\.([0-9]{1,6}))?\.json")
 RECORD_WRITE_SECONDS = 30.0
 #: Added to a CLI drill's restore time when its claim says how long it may hold it.
 CLAIM_MARGIN_SECONDS = 120.0
+#: The default sample's larger table is the largest complete table whose backup files
+#: total at most this: a load this size takes BigQuery well under a minute, so a drill
+#: stays well inside the function's 540 s. (A module constant, not a setting yet.)
+SAMPLE_MAX_BYTES = 256 * 1024 * 1024
+#: The larger sampled table must have at least this many times the smaller one's bytes
+#: for the two to be fitted; closer sizes can't tell per-byte from fixed cost.
+FIT_MIN_SIZE_RATIO = 2.0
 
 ContentCheck = Literal["equal", "differs", "not_compared"]
 Outcome = Literal["drilled", "already_done", "dry_run"]
+ModelKind = Literal["two-point", "single-table", "fallback"]
 
 
 class _Record(BaseModel):
@@ -160,11 +212,20 @@ class DrillRecord(_Record):
     #: bytes of every complete table of the backup (file sizes from the manifest)
     full_backup_bytes: int | None
     full_backup_tables: int
-    #: full_backup_bytes / throughput / 3600: the full backup restored sequentially
+    #: the full backup's restore, in hours: ceil(full_backup_tables / concurrency) x
+    #: overhead_seconds + full_backup_bytes / bandwidth_bytes_per_second (module docstring)
     projected_hours: float | None
     passed: bool
     error: str | None = None
     notes: list[str] = Field(default_factory=list)
+    #: how the restore-time model was fitted to the sample (None: nothing measured)
+    model: ModelKind | None = None
+    #: the model's fixed cost of one table's restore
+    overhead_seconds: float | None = None
+    #: the model's per-byte rate, shared by all tables of a full restore
+    bandwidth_bytes_per_second: float | None = None
+    #: tables a full restore runs at once (``backups.max_concurrent_jobs``)
+    concurrency: int | None = None
 
 
 class PlannedDrillTable(_Record):
@@ -329,11 +390,70 @@ def throughput(sample_bytes: int, seconds: float) -> float | None:
     return sample_bytes / seconds
 
 
-def projected_hours(full_backup_bytes: int, bytes_per_second: float | None) -> float | None:
-    """Hours to restore ``full_backup_bytes`` sequentially at ``bytes_per_second``."""
-    if bytes_per_second is None or bytes_per_second <= 0 or full_backup_bytes < 0:
+@dataclass(frozen=True)
+class RestoreModel:
+    """One table's restore takes ``overhead_seconds + bytes / bandwidth_bytes_per_second``."""
+
+    kind: ModelKind
+    overhead_seconds: float
+    bandwidth_bytes_per_second: float
+    #: why the per-byte cost could not be told from the fixed cost (single-table, fallback)
+    note: str = ""
+
+    def table_seconds(self, n_bytes: int) -> float:
+        return self.overhead_seconds + n_bytes / self.bandwidth_bytes_per_second
+
+    def projected_seconds(self, full_bytes: int, full_tables: int, concurrency: int) -> float:
+        """A restore of ``full_tables`` tables, ``concurrency`` at a time, of ``full_bytes``:
+        every round of concurrent tables pays the overhead once; the bytes share one
+        bandwidth (concurrency does not speed them up)."""
+        rounds = math.ceil(max(0, full_tables) / max(1, concurrency))
+        return rounds * self.overhead_seconds + max(0, full_bytes) / self.bandwidth_bytes_per_second
+
+
+def fit_restore_model(timings: Sequence[tuple[int, float]]) -> RestoreModel | None:
+    """Fit ``overhead + bytes / bandwidth`` to ``(bytes, seconds)`` of restored tables.
+
+    See the module docstring. Timings without a positive, finite time are left out; None
+    when nothing is left or no bytes were measured (no rate can be had).
+    """
+    points = [(b, s) for b, s in timings if b >= 0 and math.isfinite(s) and s > 0]
+    total_bytes = sum(b for b, _ in points)
+    total_seconds = sum(s for _, s in points)
+    if not points or total_bytes <= 0:
         return None
-    return full_backup_bytes / bytes_per_second / 3600
+    small = min(points, key=lambda p: (p[0], -p[1]))  # of equal sizes, the slower
+    large = max(points, key=lambda p: (p[0], p[1]))
+    model: RestoreModel | None = None
+    if len(points) == 1:
+        why = (
+            "one table measured: its time can't be split into fixed and per-byte cost, so "
+            "the projection counts it as both (pessimistic); drill two tables, one at "
+            f"least {FIT_MIN_SIZE_RATIO:g}x the other's bytes, for a fitted projection"
+        )
+    elif large[0] <= small[0] or large[0] < FIT_MIN_SIZE_RATIO * small[0]:
+        why = (
+            f"the sampled tables' sizes are within {FIT_MIN_SIZE_RATIO:g}x of each other: "
+            "fixed and per-byte cost can't be told apart, so the projection counts the "
+            "time as both (pessimistic)"
+        )
+    elif large[1] <= small[1]:
+        why = (
+            "the larger sampled table restored no slower than the smaller: no per-byte cost "
+            "could be measured, so the projection counts the time as fixed and as per-byte "
+            "cost (pessimistic)"
+        )
+    else:
+        slope = (large[1] - small[1]) / (large[0] - small[0])  # seconds per byte
+        model = RestoreModel("two-point", small[1] - small[0] * slope, 1 / slope)
+        why = ""
+    if model is None:
+        kind: ModelKind = "single-table" if len(points) == 1 else "fallback"
+        model = RestoreModel(kind, min(s for _, s in points), total_bytes / total_seconds)
+    # no sampled table predicted faster than it was measured; never a negative overhead
+    rate = model.bandwidth_bytes_per_second
+    overhead = max(0.0, model.overhead_seconds, *(s - b / rate for b, s in points))
+    return RestoreModel(model.kind, overhead, rate, why)
 
 
 def file_bytes(entry: TableResult) -> int:

@@ -3,21 +3,25 @@
 Pub/Sub delivers at least once and a function may run twice at the same time. A
 write-once claim object picks the one caller that publishes; a done marker follows
 the publish. A caller that finds a fresh claim of someone else waits briefly for its
-done marker, then raises TransientError (its delivery comes back later); a claim left
-by a crash (older than ``stale_seconds`` without a marker) is published again: at
-least once, never silently lost, and exactly once unless a publisher died between
-publishing and writing its marker.
+done marker, then raises TransientError (its delivery comes back later). A claim
+left by a crash (older than ``stale_seconds`` without a marker) is taken over by
+writing the next claim generation write-once (``<base>.claim.1.json``, ...), so of two
+callers that find it stale exactly one publishes. A publish that fails deletes its
+own claim, so the retry (or the next delivery) claims again at once. Exactly once,
+unless a publisher dies between publishing and writing its marker: then at least once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.errors import TransientError
+from shared.errors import OpsuiteError, TransientError
 from shared.ports import ObjectStore
 from shared.retry import Clock
 
@@ -33,6 +37,15 @@ class Published:
     now: bool
 
 
+def new_nonce() -> str:
+    """One per delivery: retries of the same delivery recognise their own claim."""
+    return uuid.uuid4().hex
+
+
+def _claim_name(base: str, generation: int) -> str:
+    return f"{base}.claim.json" if generation == 0 else f"{base}.claim.{generation}.json"
+
+
 def publish_once(
     store: ObjectStore,
     bucket: str,
@@ -41,29 +54,47 @@ def publish_once(
     *,
     now: datetime,
     clock: Clock,
+    nonce: str | None = None,
     stale_seconds: float = CLAIM_STALE_SECONDS,
     wait_seconds: float = WAIT_SECONDS,
 ) -> Published:
     """Run ``publish`` (returns the message id) once for ``base`` (an object name
-    without extension: ``<base>.claim.json`` and ``<base>.done.json`` are written)."""
-    done, claim = f"{base}.done.json", f"{base}.claim.json"
-    marker = store.stat(bucket, done)
-    if marker is not None:
+    without extension: claims ``<base>.claim[.N].json``, marker ``<base>.done.json``).
+    ``nonce``: the caller's delivery (pass the same one to every retry)."""
+    done = f"{base}.done.json"
+    if store.stat(bucket, done) is not None:
         return Published(_message_id(store, bucket, done), False)
-    nonce = uuid.uuid4().hex
+    nonce = nonce or new_nonce()
     body = json.dumps({"claimed_at": now.isoformat(), "nonce": nonce}).encode()
-    if store.write_once(bucket, claim, body, JSON) is None:
-        previous = json.loads(store.read(bucket, claim))
-        if previous.get("nonce") != nonce:  # not our own write answered twice
-            age = (now - datetime.fromisoformat(previous["claimed_at"])).total_seconds()
-            if age < stale_seconds:
+    claims = sorted(
+        (int(m.group(1) or 0), o.name)
+        for o in store.list(bucket, f"{base}.claim")
+        if (m := re.fullmatch(re.escape(base) + r"\.claim(?:\.(\d{1,6}))?\.json", o.name))
+    )
+    generation = claims[-1][0] if claims else 0
+    name = _claim_name(base, generation)
+    if store.write_once(bucket, name, body, JSON) is None:
+        held = json.loads(store.read(bucket, name))
+        if held.get("nonce") != nonce:  # not our own claim (a retry of ours finds its own)
+            age = (now - datetime.fromisoformat(held["claimed_at"])).total_seconds()
+            taken = False
+            if age >= stale_seconds:
+                # a crashed claimant: take over with the next generation, write-once
+                name = _claim_name(base, generation + 1)
+                taken = store.write_once(bucket, name, body, JSON) is not None
+            if not taken:
                 until = clock.monotonic() + wait_seconds
                 while clock.monotonic() < until:
                     if store.stat(bucket, done) is not None:
                         return Published(_message_id(store, bucket, done), False)
                     clock.sleep(0.2)
                 raise TransientError(f"{base}: another delivery is publishing it; retry later")
-    message_id = publish()
+    try:
+        message_id = publish()
+    except BaseException:
+        with contextlib.suppress(OpsuiteError, OSError):
+            store.delete(bucket, name)  # nothing published: let the retry claim at once
+        raise
     store.write_once(bucket, done, json.dumps({"message_id": message_id}).encode(), JSON)
     return Published(message_id, True)
 

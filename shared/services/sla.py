@@ -24,7 +24,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -37,7 +37,7 @@ from shared.config import (
     Slo,
     ThresholdSli,
 )
-from shared.errors import BadInput, OpsuiteError
+from shared.errors import BadInput, NotFound, OpsuiteError, PermanentError
 from shared.identifiers import TableRef
 from shared.metrics import PREFIX
 from shared.models import (
@@ -58,15 +58,18 @@ from shared.services.health import (
     run_checks,
     worst,
 )
-from shared.services.once import publish_once
+from shared.services.once import new_nonce, publish_once
 from shared.services.sla_assess import (
     Assessment,
+    SloState,
     Transition,
     assess,
     burn_windows,
     duration_label,
     latest_per_instant,
+    pair_label,
     ratio_since,
+    slo_transitions,
 )
 from shared.services.sla_budget import floor_to_cadence
 from shared.services.sla_sli import (
@@ -89,6 +92,8 @@ INPUT_RETRY_SECONDS = 20.0
 #: the whole evaluation's budget for retrying outputs (below the 540 s function limit)
 DEFAULT_DEADLINE_SECONDS = 300.0
 EVENTS_PREFIX = "_opsuite/slo/events"
+#: per SLO, the state the alerts topic was last told (what the next changes are from)
+ANNOUNCED_PREFIX = "_opsuite/slo/announced"
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,8 @@ class SlaDeps:
     clock: Clock = field(default_factory=Clock)
     deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
     input_retry_seconds: float = INPUT_RETRY_SECONDS
+    #: ``clock.monotonic()`` when the trigger arrived: the deadline counts from there
+    started: float | None = None
 
 
 @dataclass(frozen=True)
@@ -325,22 +332,36 @@ def evaluate(request: SlaRequest, deps: SlaDeps) -> EvaluationOutcome:
     if moment > now + MAX_FUTURE:
         raise BadInput(f"at: {moment.isoformat()} is in the future")
     at = floor_to_cadence(moment, cadence)
-    deadline = deps.clock.monotonic() + deps.deadline_seconds
+    started = deps.started if deps.started is not None else deps.clock.monotonic()
+    deadline = started + deps.deadline_seconds
     names = [s.name for s in slos]
     longest = max(timedelta(seconds=s.window.seconds) for s in slos)
 
-    rows = _hard(deps, lambda: deps.history.read(names, at - longest, at + cadence), deadline)
+    try:
+        # up to now: any later row makes this a late delivery, however late
+        rows = _hard(
+            deps, lambda: deps.history.read(names, at - longest, now + MAX_FUTURE), deadline
+        )
+    except OpsuiteError:
+        if not request.dry_run:
+            _blind(deps, slos, at, deadline)
+        raise
     by_slo: dict[str, list[EvaluationRecord]] = {n: [] for n in names}
     for row in rows:
         if row.slo in by_slo:
             by_slo[row.slo].append(row)
-    late = any(r.at > at for r in rows)
+    announced = {n: read_announced(deps, n) for n in names}
+    late = any(r.at > at for r in rows) or any(
+        a is not None and a.at > at for a in announced.values()
+    )
     existing = {
         n: max((r for r in by_slo[n] if r.at == at), key=lambda r: r.recorded_at, default=None)
         for n in names
     }
-    replayed = tuple(n for n in names if existing[n] is not None)
     missing = [s for s in slos if existing[s.name] is None]
+    if late:
+        # a later evaluation counted these runs already: don't count them twice
+        missing = [s for s in missing if not isinstance(s.sli, RatioSli)]
 
     since = {
         s.name: ratio_since(by_slo[s.name], at, timedelta(seconds=s.window.seconds), cadence)
@@ -348,18 +369,11 @@ def evaluate(request: SlaRequest, deps: SlaDeps) -> EvaluationOutcome:
         if isinstance(s.sli, RatioSli)
     }
     gathered = gather(deps, missing, at, since) if missing else None
-    windows = burn_windows(settings.slos.burn_rates)
-    recorded_at = deps.now()
-    freshness_names = _freshness_names(settings)
-    assessments: list[Assessment] = []
-    for slo in slos:
-        stored = existing[slo.name]
-        result: Any
-        detail = "{}"
-        if stored is not None:
-            result = stored
-        else:
-            assert gathered is not None
+    computed: dict[str, EvaluationRecord] = {}
+    if gathered is not None:
+        recorded_at = deps.now()
+        freshness_names = _freshness_names(settings)
+        for slo in missing:
             result = compute(
                 slo,
                 gathered.inputs,
@@ -369,29 +383,38 @@ def evaluate(request: SlaRequest, deps: SlaDeps) -> EvaluationOutcome:
             extra: dict[str, Any] = {}
             if isinstance(slo.sli, AvailabilitySli) and gathered.backup_hours is not None:
                 extra["backup_hours_since_complete"] = round(gathered.backup_hours, 3)
-            detail = _detail({**result.detail, **extra})
-        assessments.append(
-            assess(
+            assessment = assess(
                 slo,
                 result,
                 by_slo[slo.name],
                 at=at,
                 cadence=cadence,
-                windows=windows,
+                windows=burn_windows(settings.slos.burn_rates),
                 recorded_at=recorded_at,
-                detail=detail,
+                detail=_detail({**result.detail, **extra}),
             )
-        )
+            computed[slo.name] = assessment.record
 
     notes: list[str] = []
-    new_rows = [a.record for a in assessments if a.slo.name not in replayed]
     appended = False
     if request.dry_run:
         notes.append("dry run: nothing recorded, written or published")
-    elif new_rows:
+    elif computed:
+        new_rows = list(computed.values())
         job_id = history_job_id(at, [r.slo for r in new_rows])
         appended = _hard(deps, lambda: deps.history.append(job_id, new_rows), deadline)
+        if not appended:
+            # another delivery recorded this instant first: replay ITS rows, so that both
+            # deliveries write the same points and announce the same changes
+            again = _hard(deps, lambda: deps.history.read(names, at - cadence, at), deadline)
+            for name in list(computed):
+                theirs = latest_per_instant(r for r in again if r.at == at and r.slo == name)
+                if theirs:
+                    computed[name] = theirs[-1]
+    attached = [] if appended or request.dry_run else list(computed)
+    replayed = tuple(n for n in names if existing[n] is not None or n in attached)
 
+    assessments = _assess_all(settings, slos, by_slo, existing, computed, announced, at)
     points = metric_points(assessments, settings, gathered.backup_hours if gathered else None)
     report: WriteReport | None = None
     events: list[PublishedEvent] = []
@@ -401,12 +424,14 @@ def evaluate(request: SlaRequest, deps: SlaDeps) -> EvaluationOutcome:
             "and sends no events (Monitoring takes points in order only)"
         )
     elif not request.dry_run:
-        report = _hard(deps, lambda: deps.metrics.write(points), deadline)
-        if report.rejected:
-            notes.append(f"{len(report.rejected)} metric points rejected: {report.rejected[0]}")
+        # events first: a metric write that fails for good must not cost a page
+        nonce = new_nonce()
         for assessment in assessments:
             for change in assessment.transitions:
-                events.append(_publish(deps, assessment, change, deadline))
+                events.append(_publish(deps, assessment, change, deadline, nonce))
+            if assessment.transitions:
+                write_announced(deps, assessment.slo.name, at, SloState.of(assessment.record))
+        report = _write_points(deps, points, deadline, notes)
 
     outcome = EvaluationOutcome(
         at=at,
@@ -438,6 +463,130 @@ def evaluate(request: SlaRequest, deps: SlaDeps) -> EvaluationOutcome:
         },
     )
     return outcome
+
+
+def _assess_all(
+    settings: Settings,
+    slos: Sequence[Slo],
+    by_slo: dict[str, list[EvaluationRecord]],
+    existing: dict[str, EvaluationRecord | None],
+    computed: dict[str, EvaluationRecord],
+    announced: dict[str, Announced | None],
+    at: datetime,
+) -> list[Assessment]:
+    """Every SLO's assessment from its recorded (or just computed) row; its transitions
+    from the state last *announced* (not the previous row), so a change that a failed
+    delivery recorded but never published is announced by the next evaluation."""
+    cadence = cadence_of(settings)
+    windows = burn_windows(settings.slos.burn_rates)
+    out = []
+    for slo in slos:
+        row = existing[slo.name] or computed.get(slo.name)
+        if row is None:  # a late ratio SLO: nothing to record or announce
+            continue
+        assessment = assess(
+            slo,
+            row,
+            by_slo[slo.name],
+            at=at,
+            cadence=cadence,
+            windows=windows,
+            recorded_at=row.recorded_at,
+        )
+        known = announced[slo.name]
+        before = known.state if known is not None and known.at <= at else SloState()
+        if known is not None and known.at == at:
+            before = SloState.of(row)  # this instant's changes are announced already
+        changes = slo_transitions(slo, at, before, SloState.of(row), windows)
+        out.append(replace(assessment, transitions=changes))
+    return out
+
+
+def _write_points(
+    deps: SlaDeps, points: list[MetricPoint], deadline: float, notes: list[str]
+) -> WriteReport | None:
+    """Transient faults: retried, then raised (the redelivery replays: events already
+    sent are not sent again). A refusal for good is logged and noted, not raised."""
+    try:
+        report = _hard(deps, lambda: deps.metrics.write(points), deadline)
+    except (BadInput, PermanentError) as exc:
+        logger.error(
+            "metric points not written",
+            extra={"fields": {"error_type": type(exc).__name__, "error": str(exc)}},
+        )
+        notes.append(f"metric points not written: {type(exc).__name__}: {exc}"[:500])
+        return None
+    if report.rejected:
+        notes.append(f"{len(report.rejected)} metric points rejected: {report.rejected[0]}")
+    return report
+
+
+def _blind(deps: SlaDeps, slos: Sequence[Slo], at: datetime, deadline: float) -> None:
+    """The history can't be read (BigQuery down): say so in Monitoring before asking for
+    redelivery — the heartbeat and ``slo/unknown`` = 1 per SLO — best effort."""
+    points = [_point("slo/unknown", {"slo": s.name}, 1, at) for s in slos]
+    points.append(_point("evaluator/heartbeat", {}, 1, at))
+    try:
+        deps.metrics.write(points)
+    except OpsuiteError as exc:
+        logger.warning(
+            "could not report the blind evaluation either",
+            extra={"fields": {"error_type": type(exc).__name__, "error": str(exc)}},
+        )
+
+
+# -- the state last announced, per SLO ----------------------------------------------------
+@dataclass(frozen=True)
+class Announced:
+    at: datetime
+    state: SloState
+
+
+def _announced_name(slo: str) -> str:
+    return f"{ANNOUNCED_PREFIX}/{slo}.json"
+
+
+def read_announced(deps: SlaDeps, slo: str) -> Announced | None:
+    bucket = deps.settings.backups.bucket
+    try:
+        raw = deps.store.read(bucket, _announced_name(slo))
+    except NotFound:
+        return None
+    try:
+        data = json.loads(raw)
+        return Announced(
+            datetime.fromisoformat(data["at"]),
+            SloState(bool(data["breaching"]), bool(data["exhausted"]), tuple(data["burning"])),
+        )
+    except (ValueError, KeyError, TypeError):
+        logger.warning(
+            "unreadable announced SLO state; starting afresh", extra={"fields": {"slo": slo}}
+        )
+        return None
+
+
+def write_announced(deps: SlaDeps, slo: str, at: datetime, state: SloState) -> None:
+    """After its events are published: the state the alert router now knows. Never moves
+    backwards (a late delivery writes nothing; see ``evaluate``)."""
+    body = {
+        "at": at.isoformat(),
+        "breaching": state.breaching,
+        "exhausted": state.exhausted,
+        "burning": list(state.burning),
+    }
+    current = read_announced(deps, slo)
+    if current is not None and current.at > at:
+        return
+    _hard(
+        deps,
+        lambda: deps.store.write(
+            deps.settings.backups.bucket,
+            _announced_name(slo),
+            json.dumps(body).encode(),
+            "application/json",
+        ),
+        deps.clock.monotonic() + deps.input_retry_seconds,
+    )
 
 
 def _hard(deps: SlaDeps, call: Callable[[], T], deadline: float) -> T:
@@ -582,16 +731,23 @@ def event_body(
 
 
 def _publish(
-    deps: SlaDeps, assessment: Assessment, change: Transition, deadline: float
+    deps: SlaDeps, assessment: Assessment, change: Transition, deadline: float, nonce: str
 ) -> PublishedEvent:
     settings = deps.settings
     body = json.dumps(
         event_body(assessment, change, settings.slos.runbook_base_url), default=str
     ).encode()
+    urgency = "page"
+    if change.pair is not None:
+        tiers = {pair_label(w): a.notify for w, a in zip(
+            burn_windows(settings.slos.burn_rates), settings.slos.burn_rates, strict=True
+        )}  # fmt: skip
+        urgency = tiers.get(change.pair, "page")
     attributes = {
         "event_type": change.event_type,
         "slo": change.slo,
         "severity": assessment.slo.severity,
+        "urgency": urgency,
         "condition": change.condition,
         "fingerprint": change.fingerprint,
         "event_id": change.event_id,
@@ -606,6 +762,7 @@ def _publish(
             lambda: deps.publisher.publish(settings.slos.alerts_topic, body, attributes),
             now=deps.now(),
             clock=deps.clock,
+            nonce=nonce,
         )
         return PublishedEvent(change, published.message_id, published.now)
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
@@ -110,26 +110,65 @@ class Transition:
         return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def transitions(slo: str, at: datetime, before: SloState, after: SloState) -> list[Transition]:
+def transitions(
+    slo: str,
+    at: datetime,
+    before: SloState,
+    after: SloState,
+    *,
+    budget_condition: bool = True,
+    pace: Mapping[str, float] | None = None,
+) -> list[Transition]:
+    """The changes from ``before`` to ``after`` worth an event.
+
+    ``budget_condition``: False for ratio-stated SLOs, whose breaching *is* the overspent
+    budget (one problem, one event). ``pace``: each pair's burn rate threshold; burning
+    is announced when it starts and when it speeds up (its fastest firing pair is a
+    faster one), not when it slows down (that is no news), and recovers when no pair fires.
+    """
     out: list[Transition] = []
     if after.breaching != before.breaching:
         out.append(
             Transition("slo.breached" if after.breaching else "slo.recovered", "sli", slo, at)
         )
-    if after.exhausted != before.exhausted:
+    if budget_condition and after.exhausted != before.exhausted:
         kind: EventType = "slo.breached" if after.exhausted else "slo.recovered"
         out.append(Transition(kind, "budget", slo, at))
-    # One burn condition, named by its fastest firing pair (pairs are configured fastest
-    # first): a storm that trips all three pairs at once is one event, and a change of
-    # pace (1h/15m → 6h/1h) is another event of the same condition (same fingerprint).
     fastest_before = before.burning[0] if before.burning else None
     fastest_after = after.burning[0] if after.burning else None
     if fastest_after != fastest_before:
+        rate = pace or {}
         if fastest_after is None:
             out.append(Transition("slo.recovered", "burn", slo, at))
-        else:
+        elif fastest_before is None or rate.get(fastest_after, 0.0) > rate.get(
+            fastest_before, 0.0
+        ):
             out.append(Transition("slo.burn_rate", "burn", slo, at, fastest_after))
     return out
+
+
+def pair_rates(windows: Sequence[BurnRateWindow]) -> dict[str, float]:
+    return {pair_label(w): w.rate for w in windows}
+
+
+def slo_transitions(
+    slo: Slo,
+    at: datetime,
+    before: SloState,
+    after: SloState,
+    windows: Sequence[BurnRateWindow],
+) -> list[Transition]:
+    """``transitions`` with the SLO's own rules (none for an SLI not measured yet)."""
+    if slo.sli.kind in UNMEASURED_KINDS:
+        return []
+    return transitions(
+        slo.name,
+        at,
+        before,
+        after,
+        budget_condition=slo.sli.kind not in WINDOW_TARGET_KINDS,
+        pace=pair_rates(windows),
+    )
 
 
 @dataclass(frozen=True)
@@ -315,7 +354,7 @@ def assess_next(
             exhausted=state.exhausted,
             burning=state.burning,
         )
-    changes = transitions(slo.name, at, before, SloState.of(record)) if measured else []
+    changes = slo_transitions(slo, at, before, SloState.of(record), windows)
     return Assessment(
         slo=slo,
         record=record,

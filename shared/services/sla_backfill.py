@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -246,14 +247,22 @@ def backfill(
     def flush() -> None:
         nonlocal metrics
         if pending and not dry_run:
+            # the id names exactly these rows: a re-run the same day that fills other
+            # gaps is another job; the same rows again attach to the job that loaded them
+            keys = sorted(f"{r.slo}@{r.at.isoformat()}" for r in pending)
+            digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:12]
             job_id = history_job_id(
                 datetime(day.year, day.month, day.day, tzinfo=UTC),
-                [*sorted({r.slo for r in pending}), "backfill"],
+                [*sorted({r.slo for r in pending}), "backfill", digest],
             )
             batch = list(pending)
-            _hard(deps, lambda: deps.history.append(job_id, batch), deadline)
+            if _hard(deps, lambda: deps.history.append(job_id, batch), deadline):
+                outcome.rows_written += len(batch)
+            else:
+                outcome.rows_kept += len(batch)  # loaded by an earlier run of the same rows
             outcome.load_jobs += 1
-        outcome.rows_written += len(pending)
+        elif pending:
+            outcome.rows_written += len(pending)  # a dry run: what would be recorded
         pending.clear()
 
     for at in slots:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -76,6 +77,7 @@ def parse_sla_request(payload: bytes) -> SlaRequest:
 
 def handle_sla_event(data: object, context: Mapping[str, Any]) -> EvaluationOutcome | None:
     fields: dict[str, Any] = {"event_id": context.get("id"), "event_type": context.get("type")}
+    started = time.monotonic()  # the time budget counts from the trigger's arrival
     try:
         message = parse_pubsub_envelope(data)
         fields["message_id"] = message.message_id
@@ -103,6 +105,7 @@ def handle_sla_event(data: object, context: Mapping[str, Any]) -> EvaluationOutc
             metrics=adapters.metrics,
             history=adapters.history,
             deadline_seconds=settings.slos.time_budget_seconds,
+            started=started,
             input_retry_seconds=min(INPUT_RETRY_SECONDS, settings.slos.time_budget_seconds / 5),
         )
         outcome = evaluate(request, deps)

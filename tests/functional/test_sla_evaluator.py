@@ -237,7 +237,8 @@ def test_monitoring_unavailable_then_ok(sla_stack: Stack, post: Any) -> None:
     rows = _rows(sla_stack)
     assert len(rows) == len(SLOS)  # the history is recorded before the points
     assert _points(sla_stack, "evaluator/heartbeat") == []
-    assert _alerts(sla_stack) == []  # events follow the points: none yet
+    alerts = _alerts(sla_stack)
+    assert alerts  # the events went out before the points: Monitoring can't cost a page
 
     # the redelivery finds Monitoring back after one more UNAVAILABLE
     flaky = FlakyMetrics(sla_stack.adapters.metrics, failures=1)
@@ -246,7 +247,7 @@ def test_monitoring_unavailable_then_ok(sla_stack: Stack, post: Any) -> None:
     assert flaky.attempts == 2
     assert _rows(sla_stack) == rows  # replayed, not recomputed
     assert len(_points(sla_stack, "evaluator/heartbeat")) == 1
-    assert _alerts(sla_stack)
+    assert _alerts(sla_stack) == alerts  # replayed: nothing announced twice
 
 
 @pytest.mark.parametrize(
@@ -354,3 +355,179 @@ def test_drill_pass_and_fail_drive_the_recovery_time_slo(sla_stack: Stack, post:
     assert len(breaches) == 1
     assert _attrs(breaches[0])["event_type"] == "slo.breached"
     assert "row counts differ" in _body(breaches[0])["detail"]["problem"]
+
+
+# -- outputs failing after the history row is written (review findings) -------------------
+
+
+class FlakyPublisher:
+    """Pub/Sub answering UNAVAILABLE to the first ``failures`` publishes."""
+
+    def __init__(self, inner: Any, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+        self.attempts = 0
+
+    def publish(self, topic: str, data: bytes, attributes: Any) -> str:
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            raise TransientError("503 UNAVAILABLE: failed to connect to all addresses")
+        return self.inner.publish(topic, data, attributes)  # type: ignore[no-any-return]
+
+    def messages(self, topic: str) -> Any:
+        return self.inner.messages(topic)
+
+
+def _event_ids(stack: Stack) -> list[str]:
+    return [_attrs(m)["event_id"] for m in _alerts(stack)]
+
+
+def test_a_publish_blip_is_retried_in_the_same_delivery(sla_stack: Stack, post: Any) -> None:
+    flaky = FlakyPublisher(sla_stack.adapters.publisher, failures=1)
+    runtime.use(sla_stack.settings, replace(sla_stack.adapters, publisher=flaky))
+
+    assert post(pubsub_event(publish_time=_tick())).status_code == 200
+
+    ids = _event_ids(sla_stack)
+    assert ids and len(ids) == len(set(ids))  # every change announced, once
+    assert flaky.attempts == len(ids) + 1  # the failed publish was retried, not waited out
+
+
+class MetricsThatFail:
+    def __init__(self, inner: Any, error: Exception) -> None:
+        self.inner = inner
+        self.error = error
+
+    def write(self, points: Any) -> WriteReport:
+        raise self.error
+
+    def query(self, *args: Any) -> Any:
+        return self.inner.query(*args)
+
+
+def test_a_change_recorded_but_not_announced_is_announced_by_the_next_tick(
+    sla_stack: Stack, post: Any
+) -> None:
+    """The history row of T is written, then the delivery dies before publishing (here:
+    the publisher is down past the time budget). The next tick, T+15, arrives before the
+    redelivery of T: it must announce the change T recorded, and T's late redelivery
+    must not announce it a second time."""
+    now = _tick()
+    down = FlakyPublisher(sla_stack.adapters.publisher, failures=10_000)
+    runtime.use(sla_stack.settings, replace(sla_stack.adapters, publisher=down))
+    first = pubsub_event(publish_time=now - CADENCE, message_id="1")
+    assert post(first).status_code == 500
+    assert _alerts(sla_stack) == []
+    assert any(r.breaching for r in _rows(sla_stack))  # recorded as breaching
+
+    runtime.use(sla_stack.settings, sla_stack.adapters)
+    assert post(pubsub_event(publish_time=now, message_id="2")).status_code == 200
+    breached = [
+        m
+        for m in _alerts(sla_stack)
+        if _attrs(m)["slo"] == "data_freshness" and _attrs(m)["condition"] == "sli"
+    ]
+    assert len(breached) == 1
+    assert _body(breached[0])["at"] == floor_to_cadence(now, CADENCE).isoformat()
+
+    count = len(_alerts(sla_stack))
+    assert post(first).status_code == 200  # the redelivery of T: late now
+    assert len(_alerts(sla_stack)) == count
+
+
+def test_a_permanent_monitoring_error_still_announces(sla_stack: Stack, post: Any) -> None:
+    from shared.errors import PermissionDenied
+
+    refusing = MetricsThatFail(
+        sla_stack.adapters.metrics,
+        PermissionDenied("403 Permission monitoring.timeSeries.create denied"),
+    )
+    runtime.use(sla_stack.settings, replace(sla_stack.adapters, metrics=refusing))
+
+    assert post(pubsub_event(publish_time=_tick())).status_code == 200
+
+    assert len(_rows(sla_stack)) == len(SLOS)
+    assert _alerts(sla_stack)  # the page goes out although Monitoring refused the points
+
+
+def test_a_delivery_far_behind_is_late_too(sla_stack: Stack, post: Any) -> None:
+    now = _tick()
+    assert post(pubsub_event(publish_time=now, message_id="3")).status_code == 200
+    count = len(_alerts(sla_stack))
+    # three slots behind (not just one): still late, nothing announced for a past state
+    old = pubsub_event(publish_time=now - 3 * CADENCE, message_id="0")
+    assert post(old).status_code == 200
+    assert len(_alerts(sla_stack)) == count
+    assert floor_to_cadence(now - 3 * CADENCE, CADENCE) in {r.at for r in _rows(sla_stack)}
+
+
+class RacingHistory:
+    """Another delivery records the instant between this one's read and its append."""
+
+    def __init__(self, inner: Any, theirs: list[EvaluationRecord]) -> None:
+        self.inner = inner
+        self.theirs = theirs
+
+    def read(self, *args: Any) -> Any:
+        return self.inner.read(*args)
+
+    def append(self, job_id: str, records: Any) -> bool:
+        self.inner.append(job_id, self.theirs)  # the other delivery wins the job id
+        return self.inner.append(job_id, records)  # type: ignore[no-any-return]
+
+
+def test_a_delivery_that_loses_the_append_replays_the_winners_rows(
+    sla_stack: Stack, post: Any
+) -> None:
+    at = floor_to_cadence(_tick(), CADENCE)
+    assert post(pubsub_event({"dry_run": True}, publish_time=_tick())).status_code == 200
+    # the winner saw freshness unknown (a warehouse blip), so no freshness breach
+    theirs = [
+        EvaluationRecord(
+            at=at,
+            slo=name,
+            kind="x",
+            good=None,
+            value=None,
+            good_events=None,
+            total_events=None,
+            compliance=None,
+            budget_remaining=None,
+            breaching=False,
+            exhausted=False,
+            burning=(),
+            detail="{}",
+            recorded_at=at,
+        )
+        for name in SLOS
+    ]
+    history = RacingHistory(sla_stack.adapters.history, theirs)
+    runtime.use(sla_stack.settings, replace(sla_stack.adapters, history=history))
+
+    assert post(pubsub_event(publish_time=_tick())).status_code == 200
+
+    assert all(r.good is None for r in _rows(sla_stack))  # one row each: theirs
+    assert not [_attrs(m) for m in _alerts(sla_stack) if _attrs(m)["condition"] == "sli"]
+
+
+class UnreadableHistory:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def read(self, *args: Any) -> Any:
+        raise TransientError("503 Service Unavailable: backendError")
+
+    def append(self, *args: Any) -> Any:
+        raise AssertionError("nothing may be appended without reading the history")
+
+
+def test_an_unreadable_history_reports_blind_and_asks_again(sla_stack: Stack, post: Any) -> None:
+    history = UnreadableHistory(sla_stack.adapters.history)
+    runtime.use(sla_stack.settings, replace(sla_stack.adapters, history=history))
+
+    assert post(pubsub_event(publish_time=_tick())).status_code == 500
+
+    unknown = {p.labels["slo"]: p.value for p in _points(sla_stack, "slo/unknown")}
+    assert unknown == dict.fromkeys(SLOS, 1)
+    assert len(_points(sla_stack, "evaluator/heartbeat")) == 1
+    assert _alerts(sla_stack) == []

@@ -476,7 +476,9 @@ def test_a_change_of_pace_is_a_burn_event_of_the_same_condition() -> None:
 
 
 def _kinds(before: SloState, after: SloState) -> list[tuple[str, str, str | None]]:
-    return [(t.event_type, t.condition, t.pair) for t in transitions("s", AT, before, after)]
+    pace = {"1h/15m": 14.4, "6h/1h": 6.0, "3d/6h": 1.0}
+    changes = transitions("s", AT, before, after, pace=pace)
+    return [(t.event_type, t.condition, t.pair) for t in changes]
 
 
 def test_transitions_are_exactly_the_documented_state_changes() -> None:
@@ -488,14 +490,18 @@ def test_transitions_are_exactly_the_documented_state_changes() -> None:
     assert _kinds(SloState(exhausted=True), ok) == [("slo.recovered", "budget", None)]
     # all three pairs start at once: one event, named by the fastest
     assert _kinds(ok, SloState(burning=ALL_PAIRS)) == [("slo.burn_rate", "burn", "1h/15m")]
-    # slowing down (1h/15m stops, 6h/1h still firing) and speeding up are events ...
+    # speeding up is news, slowing down (1h/15m stops, 6h/1h still firing) is not ...
     slow, fast = SloState(burning=("6h/1h", "3d/6h")), SloState(burning=ALL_PAIRS)
-    assert _kinds(fast, slow) == [("slo.burn_rate", "burn", "6h/1h")]
+    assert _kinds(fast, slow) == []
     assert _kinds(slow, fast) == [("slo.burn_rate", "burn", "1h/15m")]
     # ... a slower pair joining or leaving while the fastest stays is not
     assert _kinds(SloState(burning=("1h/15m",)), fast) == []
     assert _kinds(fast, SloState(burning=("1h/15m",))) == []
     assert _kinds(slow, ok) == [("slo.recovered", "burn", None)]
+    # a ratio-stated SLO's breaching is its overspent budget: no separate budget event
+    both = SloState(breaching=True, exhausted=True)
+    ratio_stated = transitions("s", AT, ok, both, budget_condition=False)
+    assert [(t.event_type, t.condition) for t in ratio_stated] == [("slo.breached", "sli")]
 
 
 def test_transitions_of_one_evaluation_come_in_order_sli_budget_burn() -> None:
