@@ -463,3 +463,52 @@ def test_event_body_describes_the_change(example: Settings) -> None:
     assert (burn_body["type"], burn_body["burn_pair"]) == ("slo.burn_rate", "1h/15m")
     assert burn_body["runbook"] == "README.md#health-check"  # no base: the path as given
     json.dumps(burn_body)  # a JSON body as it stands
+
+
+# --- publish_once: failures and takeovers ------------------------------------------------
+
+
+def test_a_failed_publish_frees_the_claim_for_the_retry(store: LocalObjectStore) -> None:
+    def fails() -> str:
+        raise TransientError("503 UNAVAILABLE")
+
+    with pytest.raises(TransientError):
+        publish_once(store, BUCKET, BASE, fails, now=AT, clock=FakeClock().clock, nonce="d1")
+    assert store.stat(BUCKET, f"{BASE}.claim.json") is None  # nothing published: no claim
+    # the retry of the same delivery (or any other) publishes at once, without waiting
+    fake = FakeClock()
+    published = publish_once(store, BUCKET, BASE, Publishes("m-2"), now=AT, clock=fake.clock)
+    assert (published.message_id, published.now) == ("m-2", True)
+    assert fake.sleeps == []
+
+
+def test_a_retry_with_the_delivery_nonce_recognises_its_own_claim(
+    store: LocalObjectStore,
+) -> None:
+    _claim(store, AT, nonce="d1")  # written by this delivery's first try, then it lost track
+    fake = FakeClock()
+    published = publish_once(
+        store, BUCKET, BASE, Publishes("m-3"), now=AT, clock=fake.clock, nonce="d1"
+    )
+    assert published.now and fake.sleeps == []
+
+
+def test_two_takers_of_a_stale_claim_publish_once(store: LocalObjectStore) -> None:
+    _claim(store, AT - timedelta(seconds=CLAIM_STALE_SECONDS + 1))
+    first = Publishes("m-4")
+    published = publish_once(store, BUCKET, BASE, first, now=AT, clock=FakeClock().clock)
+    assert published.now and first.calls == 1
+    assert store.stat(BUCKET, f"{BASE}.claim.1.json") is not None  # the next generation
+    # a second taker that also found generation 0 stale: generation 1 is taken, and done
+    second = publish_once(store, BUCKET, BASE, _never, now=AT, clock=FakeClock().clock)
+    assert (second.message_id, second.now) == ("m-4", False)
+
+
+def test_a_taker_that_loses_the_generation_race_waits(store: LocalObjectStore) -> None:
+    _claim(store, AT - timedelta(seconds=CLAIM_STALE_SECONDS + 1))
+    body = json.dumps({"claimed_at": AT.isoformat(), "nonce": "other-taker"}).encode()
+    assert store.write_once(BUCKET, f"{BASE}.claim.1.json", body, "application/json")
+    fake = FakeClock()
+    with pytest.raises(TransientError):
+        publish_once(store, BUCKET, BASE, _never, now=AT, clock=fake.clock)
+    assert sum(fake.sleeps) >= WAIT_SECONDS - 0.2
