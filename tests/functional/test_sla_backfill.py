@@ -63,3 +63,26 @@ def test_backfilled_rows_are_marked_and_their_state_is_not_announced(tmp_path: P
     assert ("model_accuracy", "sli") in announced  # the current breach, announced once
     again = evaluate(SlaRequest(at=now + Q), _deps(stack, now + Q))
     assert not [e for e in again.events if e.transition.condition == "sli"]
+
+
+def test_phase_success_per_configured_phase_over_the_window(tmp_path: Path) -> None:
+    from shared.metrics import PREFIX
+    from shared.services.sla import SlaRequest, evaluate
+
+    stack = make_example_stack(tmp_path)
+    now = datetime.now(UTC)
+    seed_demo(stack.adapters.warehouse, now)  # type: ignore[arg-type]
+    backfill(_deps(stack, now), days=3)
+    evaluate(SlaRequest(), _deps(stack, now))
+
+    assert stack.adapters.metrics is not None
+    points = stack.adapters.metrics.query(
+        PREFIX + "pipeline/phase_success", now - timedelta(hours=1), now + timedelta(minutes=5)
+    )
+    at = floor_to_cadence(now, Q)
+    by_phase = {p.labels["phase"]: p.value for p in points if p.at == at}
+    assert set(by_phase) == {"phase_2", "phase_3", "phase_4", "phase_5"}
+    # the seed's newest day: the two FAILING processors fail every run; phase 4 and 5 are
+    # the ones hit, phase 2 and 3 mostly succeed
+    assert all(0.0 <= v <= 1.0 for v in by_phase.values())
+    assert by_phase["phase_2"] > by_phase["phase_4"]
