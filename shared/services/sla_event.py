@@ -108,7 +108,12 @@ def handle_sla_event(data: object, context: Mapping[str, Any]) -> EvaluationOutc
             started=started,
             input_retry_seconds=min(INPUT_RETRY_SECONDS, settings.slos.time_budget_seconds / 5),
         )
-        outcome = evaluate(request, deps)
+        try:
+            outcome = evaluate(request, deps)
+        except ConfigError as exc:
+            # raised by an adapter while working (google.auth found no credentials): on a
+            # function that may be a metadata-server blip, not a broken file: redeliver
+            raise TransientError(f"credentials: {exc}") from exc
     except TransientError as exc:
         logger.warning(
             "SLA evaluation failed transiently; asking for redelivery",

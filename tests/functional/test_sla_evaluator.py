@@ -531,3 +531,16 @@ def test_an_unreadable_history_reports_blind_and_asks_again(sla_stack: Stack, po
     assert unknown == dict.fromkeys(SLOS, 1)
     assert len(_points(sla_stack, "evaluator/heartbeat")) == 1
     assert _alerts(sla_stack) == []
+
+
+def test_missing_credentials_at_work_ask_for_redelivery(sla_stack: Stack, post: Any) -> None:
+    from shared.errors import ConfigError
+
+    refusing = MetricsThatFail(
+        sla_stack.adapters.metrics,
+        ConfigError("Your default credentials were not found (metadata server unreachable)"),
+    )
+    runtime.use(sla_stack.settings, replace(sla_stack.adapters, metrics=refusing))
+
+    # a metadata-server blip is not a broken config: Pub/Sub must come back
+    assert post(pubsub_event(publish_time=_tick())).status_code == 500
