@@ -480,18 +480,10 @@ def _sla_settings(root: Path) -> Any:
 
 
 def _sla_deps(settings: Any, adapters: Any) -> Any:
-    """As ``opsuite sla`` builds them (shared/cli/sla.py ``_deps``)."""
+    """As ``opsuite sla`` and the function build them."""
     from shared.services.sla import SlaDeps
 
-    return SlaDeps(
-        settings=settings,
-        warehouse=adapters.warehouse,
-        store=adapters.store,
-        publisher=adapters.publisher,
-        metrics=adapters.metrics,
-        history=adapters.history,
-        deadline_seconds=settings.slos.time_budget_seconds,
-    )
+    return SlaDeps.of(settings, adapters)
 
 
 def _sla_datasets(settings: Any) -> set[str]:

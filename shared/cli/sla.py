@@ -83,17 +83,7 @@ def register(sub: Subcommands) -> None:
 def _deps(settings: Settings, adapters: Adapters) -> Any:
     from shared.services.sla import SlaDeps
 
-    if adapters.metrics is None or adapters.history is None:
-        raise ConfigError("this backend has no metric writer or history table")
-    return SlaDeps(
-        settings=settings,
-        warehouse=adapters.warehouse,
-        store=adapters.store,
-        publisher=adapters.publisher,
-        metrics=adapters.metrics,
-        history=adapters.history,
-        deadline_seconds=settings.slos.time_budget_seconds,
-    )
+    return SlaDeps.of(settings, adapters)
 
 
 def _colour() -> bool:

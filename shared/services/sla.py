@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from shared.composition import Adapters
 from shared.config import (
     AvailabilitySli,
     FreshnessSli,
@@ -37,7 +38,7 @@ from shared.config import (
     Slo,
     ThresholdSli,
 )
-from shared.errors import BadInput, NotFound, OpsuiteError, PermanentError
+from shared.errors import BadInput, ConfigError, NotFound, OpsuiteError, PermanentError
 from shared.identifiers import TableRef
 from shared.metrics import PREFIX
 from shared.models import (
@@ -117,6 +118,24 @@ class SlaDeps:
     input_retry_seconds: float = INPUT_RETRY_SECONDS
     #: ``clock.monotonic()`` when the trigger arrived: the deadline counts from there
     started: float | None = None
+
+    @classmethod
+    def of(cls, settings: Settings, adapters: Adapters, *, started: float | None = None) -> SlaDeps:
+        """From the composition point's adapters; ConfigError if a backend lacks one."""
+        if adapters.metrics is None or adapters.history is None:
+            raise ConfigError("the SLA evaluator needs a metric writer and a history table")
+        budget = settings.slos.time_budget_seconds
+        return cls(
+            settings=settings,
+            warehouse=adapters.warehouse,
+            store=adapters.store,
+            publisher=adapters.publisher,
+            metrics=adapters.metrics,
+            history=adapters.history,
+            deadline_seconds=budget,
+            input_retry_seconds=min(INPUT_RETRY_SECONDS, budget / 5),
+            started=started,
+        )
 
 
 @dataclass(frozen=True)

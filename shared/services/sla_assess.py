@@ -140,9 +140,7 @@ def transitions(
         rate = pace or {}
         if fastest_after is None:
             out.append(Transition("slo.recovered", "burn", slo, at))
-        elif fastest_before is None or rate.get(fastest_after, 0.0) > rate.get(
-            fastest_before, 0.0
-        ):
+        elif fastest_before is None or rate.get(fastest_after, 0.0) > rate.get(fastest_before, 0.0):
             out.append(Transition("slo.burn_rate", "burn", slo, at, fastest_after))
     return out
 

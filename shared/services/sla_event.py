@@ -20,7 +20,6 @@ from shared.errors import BadInput, ConfigError, PermanentError, TransientError
 from shared.events import json_object_body, parse_pubsub_envelope
 from shared.runtime import settings_and_adapters
 from shared.services.sla import (
-    INPUT_RETRY_SECONDS,
     EvaluationOutcome,
     SlaDeps,
     SlaRequest,
@@ -95,19 +94,7 @@ def handle_sla_event(data: object, context: Mapping[str, Any]) -> EvaluationOutc
                 at=message.publish_time, slos=request.slos, dry_run=request.dry_run
             )
         settings, adapters = settings_and_adapters()
-        if adapters.metrics is None or adapters.history is None:
-            raise ConfigError("the SLA evaluator needs a metric writer and a history table")
-        deps = SlaDeps(
-            settings=settings,
-            warehouse=adapters.warehouse,
-            store=adapters.store,
-            publisher=adapters.publisher,
-            metrics=adapters.metrics,
-            history=adapters.history,
-            deadline_seconds=settings.slos.time_budget_seconds,
-            started=started,
-            input_retry_seconds=min(INPUT_RETRY_SECONDS, settings.slos.time_budget_seconds / 5),
-        )
+        deps = SlaDeps.of(settings, adapters, started=started)
         try:
             outcome = evaluate(request, deps)
         except ConfigError as exc:
