@@ -106,6 +106,7 @@ class DrillSettings(_Model):
     dataset, checked against the source at the backup's instant, then dropped."""
 
     #: tables to restore (each must be in the backup); empty: the smallest complete table
+    #: with rows and the largest under 256 MiB (two sizes: fixed cost and bandwidth apart)
     tables: list[TableName] = Field(default_factory=list)
     scratch_dataset: DatasetId = "opsuite_drill"
     #: the scratch dataset's default table expiration: a drill that dies still cleans up

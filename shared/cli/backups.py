@@ -32,8 +32,6 @@ from shared.events import BackupRequest
 from shared.identifiers import TableRef
 from shared.manifest import MANIFEST, RunLayout
 
-DEMO_RESTORE_TABLE = "nba_analytics.player_game_summary"
-
 
 def register(sub: Subcommands) -> None:
     """seed, backup, backups list, verify, restore (demo: :func:`register_demo`)."""
@@ -292,9 +290,8 @@ def cmd_demo(settings: Settings, adapters: Adapters, args: argparse.Namespace) -
     report = verify_run(
         adapters.store, settings.backups.bucket, settings.backups.prefix, manifest.run_id
     )
-    sample = [TableRef.parse(DEMO_RESTORE_TABLE)] if manifest.table(DEMO_RESTORE_TABLE) else None
     print(f"\n4/{steps} restore drill into {settings.backups.drill.scratch_dataset}")
-    drilled = run_drill(drill_deps(settings, adapters), tables=sample)
+    drilled = run_drill(drill_deps(settings, adapters))
     record = drilled.record
     assert record is not None
     if drilled.outcome == "already_done":

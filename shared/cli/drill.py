@@ -32,7 +32,8 @@ def register(sub: Subcommands) -> None:
         action="append",
         default=[],
         metavar="DATASET.TABLE",
-        help="the sample (default: backups.drill.tables, else the smallest table)",
+        help="the sample (default: backups.drill.tables, else the smallest and the largest "
+        "table under 256 MiB)",
     )
     d.add_argument("--dry-run", action="store_true", help="plan only; restore and write nothing")
     d.add_argument("--json", action="store_true", help="the drill record as JSON")

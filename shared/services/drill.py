@@ -89,9 +89,10 @@ size) that nothing real stands behind.
 
 Limits of the model, said plainly: it extrapolates from tables of at most
 ``SAMPLE_MAX_BYTES`` to the whole backup assuming the per-byte cost does not grow with a
-table's size (on BigQuery a bigger load is split across more workers, so it tends to
-shrink); a bigger table that was only barely slower (timing noise) yields a high
-bandwidth, which the 2x size rule limits and the next day's drill measures again.
+table's size (BigQuery is expected to split a bigger load across more workers, so it
+should rather shrink; not measured here); a bigger table that was only barely slower
+(timing noise) yields a high bandwidth, which the 2x size rule limits and the next day's
+drill measures again.
 ``throughput_bytes_per_second`` keeps its meaning: sample bytes / the sum of the tables'
 seconds (a sequential rate).
 """
@@ -135,8 +136,8 @@ RECORD_WRITE_SECONDS = 30.0
 #: Added to a CLI drill's restore time when its claim says how long it may hold it.
 CLAIM_MARGIN_SECONDS = 120.0
 #: The default sample's larger table is the largest complete table whose backup files
-#: total at most this: a load this size takes BigQuery well under a minute, so a drill
-#: stays well inside the function's 540 s. (A module constant, not a setting yet.)
+#: total at most this: its load and two fingerprint queries are expected to take BigQuery
+#: well under the function's 540 s (not measured here). A module constant, not a setting.
 SAMPLE_MAX_BYTES = 256 * 1024 * 1024
 #: The larger sampled table must have at least this many times the smaller one's bytes
 #: for the two to be fitted; closer sizes can't tell per-byte from fixed cost.
@@ -472,11 +473,23 @@ class _Sample:
     missing: dict[str, str]
 
 
-def _smallest(manifest: Manifest) -> TableResult:
+def _default_sample(manifest: Manifest) -> list[TableResult]:
+    """The smallest complete table, and the largest of at most ``SAMPLE_MAX_BYTES``.
+
+    Two sizes let the drill fit fixed and per-byte cost apart (module docstring). A table
+    of no rows restores nothing and measures little: tables that hold rows come first.
+    """
     complete = _complete(manifest)
-    # a table of no rows restores nothing and measures little: prefer one that has rows
     holding = [t for t in complete if t.rows and file_bytes(t) > 0] or complete
-    return min(holding, key=lambda t: (file_bytes(t), t.rows or 0, t.source))
+    if not holding:
+        return []
+
+    def size(t: TableResult) -> tuple[int, int, str]:
+        return file_bytes(t), t.rows or 0, t.source
+
+    smallest = min(holding, key=size)
+    fitting = [t for t in holding if t is not smallest and file_bytes(t) <= SAMPLE_MAX_BYTES]
+    return [smallest, max(fitting, key=size)] if fitting else [smallest]
 
 
 def _choose(
@@ -493,7 +506,7 @@ def _choose(
             entries.append(entry)
         return _Sample(entries, {})
     if not settings.drill.tables:
-        return _Sample([_smallest(manifest)], {})
+        return _Sample(_default_sample(manifest), {})
     entries, missing = [], {}
     for name in settings.drill.tables:
         entry = manifest.table(name)
@@ -603,6 +616,13 @@ def _log(record: DrillRecord, location: str) -> None:
         "throughput_bytes_per_second": None
         if record.throughput_bytes_per_second is None
         else round(record.throughput_bytes_per_second),
+        "model": record.model,
+        "overhead_seconds": None
+        if record.overhead_seconds is None
+        else round(record.overhead_seconds, 3),
+        "bandwidth_bytes_per_second": None
+        if record.bandwidth_bytes_per_second is None
+        else round(record.bandwidth_bytes_per_second),
         "tables": [t.source for t in record.tables],
         "failed": [t.source for t in record.tables if not t.ok],
         "not_compared": [t.source for t in record.tables if t.content == "not_compared"],
@@ -711,9 +731,16 @@ class _Drill:
             seconds=sum(t.seconds or 0.0 for t in good),
         )
         rate = throughput(totals.bytes, totals.seconds)
-        full = sum(file_bytes(t) for t in _complete(m)) if m is not None else None
-        hours = projected_hours(full, rate) if full is not None else None
-        if error is None and good and rate is None:
+        complete = _complete(m) if m is not None else []
+        full = sum(file_bytes(t) for t in complete) if m is not None else None
+        concurrency = max(1, self.s.max_concurrent_jobs)
+        model = fit_restore_model([(t.bytes, t.seconds) for t in good if t.seconds is not None])
+        hours = None
+        if model is not None and full is not None:
+            hours = model.projected_seconds(full, len(complete), concurrency) / 3600
+            if model.note and model.note not in self.notes:
+                self.notes.append(model.note)
+        if error is None and good and model is None:
             self.notes.append("the sample held no bytes: no throughput, no projection")
         ok = error is None and bool(tables) and all(t.ok for t in tables)
         return DrillRecord(
@@ -728,11 +755,17 @@ class _Drill:
             totals=totals,
             throughput_bytes_per_second=rate,
             full_backup_bytes=full,
-            full_backup_tables=len(_complete(m)) if m is not None else 0,
+            full_backup_tables=len(complete),
             projected_hours=hours,
             passed=ok,
             error=error,
             notes=self.notes,
+            model=model.kind if model is not None else None,
+            overhead_seconds=model.overhead_seconds if model is not None else None,
+            bandwidth_bytes_per_second=(
+                model.bandwidth_bytes_per_second if model is not None else None
+            ),
+            concurrency=concurrency if model is not None else None,
         )
 
     def run(self) -> DrillRecord:
@@ -1007,7 +1040,20 @@ def describe(item: DrillRecord | DrillPlan) -> list[str]:
         projection = _hours(r.projected_hours) if r.projected_hours is not None else "unknown"
         lines.append(
             f"full restore    {r.full_backup_tables} tables, {_size(r.full_backup_bytes)}: "
-            f"projected {projection} (one table after another)"
+            f"projected {projection}"
+        )
+    if (
+        r.model is not None
+        and r.overhead_seconds is not None
+        and r.bandwidth_bytes_per_second is not None
+        and r.concurrency is not None
+    ):
+        rounds = math.ceil(r.full_backup_tables / r.concurrency)
+        lines.append(
+            f"model           {r.model}: {r.overhead_seconds:.2f}s a table + bytes at "
+            f"{_size(round(r.bandwidth_bytes_per_second))}/s; {rounds} "
+            f"round{'' if rounds == 1 else 's'} of up to {r.concurrency} tables at once, "
+            "the bytes not sped up by concurrency"
         )
     lines.extend(f"note            {n}" for n in r.notes)
     if r.error:
@@ -1043,10 +1089,11 @@ __all__ = [
     "DrillPlan",
     "DrillRecord",
     "DrillTable",
+    "RestoreModel",
     "describe",
+    "fit_restore_model",
     "newest_complete_backup",
     "newest_drill",
-    "projected_hours",
     "run_drill",
     "throughput",
 ]

@@ -70,7 +70,8 @@ def test_demo(config: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", config, "demo"]) == EXIT_OK
     out = capsys.readouterr().out
     assert "complete, 4/4 tables" in out
-    assert "restore drill   passed: 5400/5400 rows, content equal" in out
+    # the default sample: the smallest table with rows (2700) and the largest (5400)
+    assert "restore drill   passed: 8100/8100 rows, content equal" in out
 
 
 def test_health_exit_codes_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,14 +21,16 @@ from shared.composition import Adapters
 from shared.config import DrillSettings
 from shared.errors import BadInput, NotFound
 from shared.identifiers import TableRef
+from shared.manifest import Manifest
+from shared.models import LoadRequest
+from shared.services import drill
 from shared.services.drill import (
     DrillDeps,
     DrillRecord,
+    DrillTable,
     describe,
     newest_drill,
-    projected_hours,
     run_drill,
-    throughput,
 )
 from tests.helpers import BUCKET, Stack, backup_now, pubsub_event
 
@@ -61,10 +65,38 @@ def _scratch_tables(stack: Stack) -> list[str]:
 
 
 def _sample(stack: Stack) -> str:
-    """The table the drill would restore (the dry run's plan says so)."""
+    """The smaller of the two tables the drill would restore (the dry run's plan lists it
+    first)."""
     plan = run_drill(_deps(stack), dry_run=True).plan
-    assert plan is not None and len(plan.tables) == 1
+    assert plan is not None and len(plan.tables) == 2
     return plan.tables[0].source
+
+
+def _table(record: DrillRecord, source: str) -> DrillTable:
+    [table] = [t for t in record.tables if t.source == source]
+    return table
+
+
+def _sizes(manifest: Manifest) -> dict[str, int]:
+    return {t.source: sum(f.size for f in t.files) for t in manifest.tables}
+
+
+def _projected_hours(record: DrillRecord) -> float:
+    """The projection from the record's own model parameters (module docstring)."""
+    assert record.overhead_seconds is not None and record.concurrency is not None
+    assert record.bandwidth_bytes_per_second and record.full_backup_bytes is not None
+    rounds = math.ceil(record.full_backup_tables / record.concurrency)
+    seconds = (
+        rounds * record.overhead_seconds
+        + record.full_backup_bytes / record.bandwidth_bytes_per_second
+    )
+    return seconds / 3600
+
+
+def _bytes_scaled_hours(record: DrillRecord) -> float:
+    """What drills projected before the model: full bytes at sample bytes / seconds."""
+    assert record.full_backup_bytes is not None
+    return record.full_backup_bytes / (record.totals.bytes / record.totals.seconds) / 3600
 
 
 # -- the drill passes ----------------------------------------------------------------------
@@ -79,36 +111,147 @@ def test_drill_after_a_backup_passes_and_cleans_up(stack: Stack, post_event: Any
     assert record.passed and record.error is None
     assert record.run_id == run_id and record.instant == manifest.instant
     assert record.date.strftime("%Y%m%d") == TODAY
-    (table,) = record.tables
-    # the default sample: the smallest complete table that holds rows
-    sizes = {t.source: sum(f.size for f in t.files) for t in manifest.tables}
-    assert table.source == min((s for s in sizes if sizes[s] > 0), key=lambda s: (sizes[s], s))
-    entry = manifest.table(table.source)
-    assert entry is not None and entry.rows
-    assert table.ok and table.rows_restored == table.rows_expected == entry.rows
-    assert table.bytes == sizes[table.source] and table.files == len(entry.files)
-    assert table.scratch == f"{SCRATCH}.{entry.ref.table}"
-    assert table.source_fingerprint is not None and table.restored_fingerprint is not None
-    assert table.source_fingerprint == table.restored_fingerprint
-    assert table.restored_fingerprint.rows == entry.rows
-    assert table.content == "equal"
-    assert table.seconds is not None and table.seconds > 0
+    # the default sample: the smallest complete table that holds rows, and the largest of
+    # at most SAMPLE_MAX_BYTES (here every table is below it): two sizes to fit the model
+    sizes = _sizes(manifest)
+    by_size = sorted((s for s in sizes if sizes[s] > 0), key=lambda s: (sizes[s], s))
+    assert [t.source for t in record.tables] == [by_size[0], by_size[-1]]
+    assert sizes[by_size[-1]] <= drill.SAMPLE_MAX_BYTES
+    for table in record.tables:
+        entry = manifest.table(table.source)
+        assert entry is not None and entry.rows
+        assert table.ok and table.rows_restored == table.rows_expected == entry.rows
+        assert table.bytes == sizes[table.source] and table.files == len(entry.files)
+        assert table.scratch == f"{SCRATCH}.{entry.ref.table}"
+        assert table.source_fingerprint is not None and table.restored_fingerprint is not None
+        assert table.source_fingerprint == table.restored_fingerprint
+        assert table.restored_fingerprint.rows == entry.rows
+        assert table.content == "equal"
+        assert table.seconds is not None and table.seconds > 0
+        assert stack.adapters.warehouse.count_rows(entry.ref) == entry.rows  # untouched
     assert record.full_backup_bytes == sum(sizes.values())
     assert record.full_backup_tables == len(manifest.tables)
-    assert record.totals.bytes == table.bytes and record.totals.rows == entry.rows
-    assert record.throughput_bytes_per_second == pytest.approx(table.bytes / table.seconds)
-    assert record.projected_hours is not None and record.projected_hours > 0
-    assert record.projected_hours == pytest.approx(
-        record.full_backup_bytes / record.throughput_bytes_per_second / 3600  # type: ignore[operator]
+    assert record.totals.bytes == sum(t.bytes for t in record.tables)
+    assert record.totals.rows == sum(t.rows_restored or 0 for t in record.tables)
+    assert record.throughput_bytes_per_second == pytest.approx(
+        record.totals.bytes / record.totals.seconds
     )
+    # the model is recorded, and the projection is its formula over the full backup
+    assert record.model in ("two-point", "fallback")  # which one: the measured times decide
+    assert record.concurrency == stack.settings.backups.max_concurrent_jobs
+    assert record.overhead_seconds is not None and record.overhead_seconds >= 0
+    assert record.bandwidth_bytes_per_second is not None
+    assert record.bandwidth_bytes_per_second > 0
+    assert record.projected_hours is not None and record.projected_hours > 0
+    assert record.projected_hours == pytest.approx(_projected_hours(record))
     assert record.started_at <= record.finished_at
-    # the scratch tables (and any staging table) are gone; the source is untouched
+    # the scratch tables (and any staging table) are gone
     assert _scratch_tables(stack) == []
-    assert stack.adapters.warehouse.count_rows(entry.ref) == entry.rows
     assert newest_drill(stack.adapters.store, BUCKET, "backups") == record
     lines = describe(record)
     assert lines[0].startswith(f"restore drill {record.date}: PASSED")
     assert any("projected" in line for line in lines)
+    assert any(line.startswith(f"model           {record.model}:") for line in lines)
+
+
+class _PlantedClock:
+    """A per-thread clock that only a load moves: by ``overhead + bytes / bandwidth`` of
+    the load's files. Each table's restore then takes exactly the planted time (no real
+    timings in the assertions), whichever worker thread restores it."""
+
+    def __init__(self, manifest: Manifest, overhead: float, bandwidth: float) -> None:
+        self.sizes = {f.uri: f.size for t in manifest.tables for f in t.files}
+        self.overhead = overhead
+        self.bandwidth = bandwidth
+        self.local = threading.local()
+
+    def monotonic(self) -> float:
+        return float(getattr(self.local, "now", 0.0))
+
+    def load(self, request: LoadRequest) -> None:
+        loaded = sum(self.sizes[uri] for uri in request.source_uris)
+        self.local.now = self.monotonic() + self.overhead + loaded / self.bandwidth
+
+
+class _Timed:
+    def __init__(self, inner: Any, clock: _PlantedClock) -> None:
+        self.inner = inner
+        self.clock = clock
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def start_load(self, request: LoadRequest) -> Any:
+        self.clock.load(request)
+        return self.inner.start_load(request)
+
+
+def test_the_default_drill_fits_two_tables_and_projects_below_bytes_scaling(
+    stack: Stack,
+) -> None:
+    # GIVEN tables whose restore costs 5 s each plus their bytes at 20 kB/s
+    run_id = backup_now(stack)
+    manifest = stack.manifest(run_id)
+    clock = _PlantedClock(manifest, overhead=5.0, bandwidth=20_000.0)
+    deps = _deps(stack, _Timed(stack.adapters.warehouse, clock))
+    deps.monotonic = clock.monotonic
+
+    record = run_drill(deps).record
+
+    # THEN the two sampled tables (smallest, largest: 4x apart) give back the planted model
+    assert record is not None and record.passed
+    sizes = _sizes(manifest)
+    small, large = (t.bytes for t in record.tables)
+    assert large >= 2 * small and small == min(sizes.values()) and large == max(sizes.values())
+    for table in record.tables:
+        assert table.seconds == pytest.approx(5.0 + table.bytes / 20_000.0)
+    assert record.model == "two-point"
+    assert record.overhead_seconds == pytest.approx(5.0)
+    assert record.bandwidth_bytes_per_second == pytest.approx(20_000.0)
+    # 4 tables, 16 at a time: one round's 5 s + every byte at 20 kB/s
+    full = sum(sizes.values())
+    assert record.projected_hours == pytest.approx((5.0 + full / 20_000.0) / 3600)
+    assert record.projected_hours == pytest.approx(_projected_hours(record))
+    # scaling the same measurements by bytes charged the fixed cost per byte: more
+    assert record.projected_hours is not None
+    assert record.projected_hours < _bytes_scaled_hours(record)
+    assert not any("pessimistic" in n for n in record.notes)
+
+
+def test_the_default_sample_keeps_its_larger_table_under_the_cap(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = backup_now(stack)
+    sizes = _sizes(stack.manifest(run_id))
+    by_size = sorted(sizes, key=lambda s: sizes[s])
+    monkeypatch.setattr(drill, "SAMPLE_MAX_BYTES", sizes[by_size[-1]] - 1)  # the largest: over
+
+    record = run_drill(_deps(stack)).record
+
+    assert record is not None and record.passed
+    assert [t.source for t in record.tables] == [by_size[0], by_size[-2]]
+
+
+def test_a_sample_of_one_table_is_projected_pessimistically(stack: Stack) -> None:
+    run_id = backup_now(stack)
+    clock = _PlantedClock(stack.manifest(run_id), overhead=5.0, bandwidth=20_000.0)
+    deps = _deps(stack, _Timed(stack.adapters.warehouse, clock))
+    deps.monotonic = clock.monotonic
+
+    record = run_drill(deps, tables=[TableRef.parse(_sample(stack))]).record
+
+    assert record is not None and record.passed and record.model == "single-table"
+    (table,) = record.tables
+    assert table.seconds is not None
+    # its time counted as fixed cost once a round AND in the per-byte rate: never below
+    # the bytes-scaled projection of the same measurement
+    assert record.overhead_seconds == pytest.approx(table.seconds)
+    assert record.bandwidth_bytes_per_second == pytest.approx(table.bytes / table.seconds)
+    assert record.projected_hours == pytest.approx(_projected_hours(record))
+    assert record.projected_hours == pytest.approx(
+        _bytes_scaled_hours(record) + table.seconds / 3600
+    )
+    assert any("one table measured" in n and "pessimistic" in n for n in record.notes)
 
 
 def test_the_default_sample_skips_tables_without_rows(stack: Stack) -> None:
@@ -127,8 +270,8 @@ def test_the_default_sample_skips_tables_without_rows(stack: Stack) -> None:
     record = run_drill(_deps(stack)).record
 
     assert record is not None and record.passed
-    (table,) = record.tables
-    assert table.source != str(empty) and table.rows_restored
+    assert len(record.tables) == 2  # neither of them the empty table
+    assert all(t.source != str(empty) and t.rows_restored for t in record.tables)
 
 
 def test_the_scratch_dataset_gets_its_table_expiration(stack: Stack) -> None:
@@ -167,6 +310,8 @@ def test_configured_sample_tables_are_all_drilled(stack: Stack) -> None:
     assert all(t.content == "equal" for t in record.tables)
     assert record.totals.bytes == sum(t.bytes for t in record.tables)
     assert record.totals.seconds == pytest.approx(sum(t.seconds or 0 for t in record.tables))
+    assert record.model is not None  # fitted over whatever tables were drilled
+    assert record.projected_hours == pytest.approx(_projected_hours(record))
     assert _scratch_tables(stack) == []
 
 
@@ -197,11 +342,13 @@ def test_a_backup_file_corrupted_after_the_backup_fails_the_drill(
     assert response.status_code == 200  # a failed drill is a record (a breach), not a retry
     record = _record(stack)
     assert not record.passed
-    (table,) = record.tables
-    assert table.source == source and not table.ok
+    table = _table(record, source)
+    assert not table.ok
     assert table.error is not None and uri in table.error and "CRC32C differs" in table.error
     assert table.rows_restored is None and table.restored_fingerprint is None
-    assert record.projected_hours is None and record.totals.bytes == 0
+    # the sample's other table restored: the totals and the model are its own
+    [other] = [t for t in record.tables if t.source != source]
+    assert other.ok and record.totals.bytes == other.bytes and record.model == "single-table"
     assert _scratch_tables(stack) == []
     [line] = [r for r in caplog.records if r.getMessage() == "restore drill failed"]
     assert line.levelno == logging.ERROR
@@ -221,7 +368,7 @@ def test_content_that_differs_from_the_source_fails_the_drill(stack: Stack) -> N
     record = run_drill(_deps(stack)).record
 
     assert record is not None and not record.passed
-    (table,) = record.tables
+    table = _table(record, str(ref))
     assert table.content == "differs" and not table.ok
     assert table.rows_restored == table.rows_expected  # same rows, other content
     assert table.error is not None and "differs from the source" in table.error
@@ -273,7 +420,7 @@ def test_a_source_changed_since_the_backup_is_not_compared_but_rows_are(stack: S
 
     # the local warehouse has no time travel: it can't read the source as it was
     assert record is not None and record.passed
-    (table,) = record.tables
+    table = _table(record, str(ref))
     assert table.content == "not_compared" and table.source_fingerprint is None
     assert table.content_note is not None and "not compared" in table.content_note
     assert table.restored_fingerprint is not None
@@ -290,7 +437,7 @@ def test_the_same_trigger_twice_is_one_record_and_one_restore(
     assert post_event(event).status_code == 200
     first = stack.adapters.store.read(BUCKET, RECORD)
     jobs = _restore_jobs(stack)
-    assert len(jobs) == 1
+    assert len(jobs) == 2  # one load job per table of the sample
 
     assert post_event(event).status_code == 200
     again = run_drill(_deps(stack))  # a second `opsuite drill` the same day: the record
@@ -365,8 +512,8 @@ def test_dry_run_plans_and_writes_nothing(stack: Stack, post_event: Any) -> None
     with pytest.raises(NotFound):
         stack.adapters.warehouse.list_tables(SCRATCH)  # not even the dataset
     assert plan is not None and plan.run_id == run_id and not plan.record_exists
-    (table,) = plan.tables
-    assert table.problem is None and table.bytes > 0
+    assert len(plan.tables) == 2
+    assert all(t.problem is None and t.bytes > 0 for t in plan.tables)
     manifest = stack.manifest(run_id)
     assert plan.full_backup_bytes == sum(f.size for t in manifest.tables for f in t.files)
     assert describe(plan)[0].startswith(f"restore drill {plan.date} (dry run)")
@@ -453,18 +600,6 @@ def test_newest_drill_reads_the_newest_day_only(stack: Stack) -> None:
     assert newest_drill(store, BUCKET, "backups") == new
 
 
-# -- the projection arithmetic (pure) ------------------------------------------------------------
-def test_throughput_and_projection() -> None:
-    assert throughput(1_000_000, 2.0) == 500_000.0
-    assert throughput(0, 2.0) is None  # nothing measured
-    assert throughput(10, 0.0) is None
-    # 3.6 GB at 1 MB/s, one table after another: exactly one hour
-    assert projected_hours(3_600_000_000, 1_000_000.0) == pytest.approx(1.0)
-    assert projected_hours(0, 1_000_000.0) == 0.0
-    assert projected_hours(1, None) is None
-    assert projected_hours(1, 0.0) is None
-
-
 def test_the_restored_table_is_compared_with_the_source(stack: Stack, post_event: Any) -> None:
     backup_now(stack)
     seen: list[str] = []
@@ -485,5 +620,7 @@ def test_the_restored_table_is_compared_with_the_source(stack: Stack, post_event
 
     assert post_event(pubsub_event(DRILL)).status_code == 200
 
-    (table,) = _record(stack).tables
-    assert seen == [table.scratch, table.source]  # the restored table, then the source
+    tables = _record(stack).tables
+    assert len(tables) == 2
+    # each table: the restored one, then the source
+    assert seen == [name for t in tables for name in (t.scratch, t.source)]

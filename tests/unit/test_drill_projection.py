@@ -6,10 +6,11 @@ Hand-computed numbers throughout (MB = 10**6 bytes, TB = 10**12).
 from __future__ import annotations
 
 import math
+from datetime import UTC, date, datetime
 
 import pytest
 
-from shared.services.drill import RestoreModel, fit_restore_model, throughput
+from shared.services.drill import DrillRecord, RestoreModel, fit_restore_model, throughput
 
 MB = 1_000_000
 TB = 1_000_000_000_000
@@ -180,3 +181,30 @@ def test_throughput() -> None:
     assert throughput(1_000_000, 2.0) == 500_000.0
     assert throughput(0, 2.0) is None  # nothing measured
     assert throughput(10, 0.0) is None
+
+
+def test_a_record_written_before_the_model_still_reads() -> None:
+    # records of earlier drills have no model fields: readers (newest_drill, the SLA
+    # evaluator) must still take them
+    at = datetime(2026, 11, 30, 10, tzinfo=UTC)
+    old = {
+        "date": date(2026, 11, 30).isoformat(),
+        "run_id": "20261130",
+        "instant": at.isoformat(),
+        "backend": "gcp",
+        "scratch_dataset": "opsuite_drill",
+        "started_at": at.isoformat(),
+        "finished_at": at.isoformat(),
+        "tables": [],
+        "totals": {"rows": 0, "bytes": 0, "seconds": 0.0},
+        "throughput_bytes_per_second": 1000.0,
+        "full_backup_bytes": 3_600_000,
+        "full_backup_tables": 3,
+        "projected_hours": 1.0,
+        "passed": True,
+    }
+
+    record = DrillRecord.model_validate(old)
+
+    assert record.projected_hours == 1.0 and record.model is None
+    assert record.overhead_seconds is None and record.concurrency is None
