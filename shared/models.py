@@ -424,3 +424,59 @@ class EvaluationRecord:
     burning: tuple[str, ...]  # firing burn-rate window pairs, e.g. ("1h/15m",)
     detail: str
     recorded_at: datetime
+
+
+# -- alerts (the alert router) -----------------------------------------------------------
+AlertStatus = Literal["firing", "resolved"]
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert, whatever its source (a Cloud Monitoring incident, an SLO or backup event).
+
+    ``fingerprint`` is deterministic from the source and its identifying labels, so the
+    open and the close of one problem share it (PagerDuty's dedup_key, the ledger's key).
+    ``labels`` identify and route (``alertname``, ``severity``, ``slo``, ``table``...);
+    ``annotations`` describe (``summary``, ``description``, ``runbook``, ``console``).
+    Text from incidents is untrusted: receivers escape and cap it.
+    """
+
+    fingerprint: str
+    status: AlertStatus
+    severity: str  # P0..P3
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    starts_at: datetime
+    ends_at: datetime | None
+    #: ``monitoring`` | ``slo`` | ``backup`` | ``drill``
+    source: str
+    #: the incident id or event id this alert came from
+    source_id: str
+    generator_url: str | None = None
+    #: when the alert reached the router (detection: starts_at → received_at → notified)
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Notification:
+    """What one receiver is sent for one group of alerts."""
+
+    receiver: str
+    group_key: str
+    group_labels: Mapping[str, str]
+    alerts: tuple[Alert, ...]
+    #: the router's own URL for the group (console links), if any
+    external_url: str | None = None
+
+    @property
+    def status(self) -> AlertStatus:
+        return "firing" if any(a.status == "firing" for a in self.alerts) else "resolved"
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """A receiver accepted the notification (2xx); its answer, capped, for the ledger."""
+
+    receiver: str
+    status_code: int
+    response: str = ""

@@ -13,6 +13,7 @@ from typing import BinaryIO, Protocol
 from shared.identifiers import TableRef
 from shared.models import (
     DailyAggregate,
+    DeliveryResult,
     DailyAggregateQuery,
     EvaluationRecord,
     ExtractRequest,
@@ -20,6 +21,7 @@ from shared.models import (
     JobStatus,
     LoadRequest,
     MetricPoint,
+    Notification,
     ObjectInfo,
     RunBucket,
     RunBucketQuery,
@@ -211,4 +213,24 @@ class EvaluationHistory(Protocol):
     def read(self, slos: Sequence[str], since: datetime, until: datetime) -> list[EvaluationRecord]:
         """Every row of ``slos`` with ``since < at <= until`` (one query), ordered by ``at``
         then ``recorded_at``; a missing table reads as empty."""
+        ...
+
+
+class SecretStore(Protocol):
+    """Secret Manager-shaped: a secret's value by resource name, never logged."""
+
+    def get(self, name: str) -> str:
+        """The value of ``name`` (``projects/P/secrets/S/versions/V``, or ``S`` for the
+        latest version in the configured project). NotFound / PermissionDenied for a
+        secret that can't be read; TransientError if it may pass."""
+        ...
+
+
+class Notifier(Protocol):
+    """One receiver integration (Slack, PagerDuty, webhook, local file)."""
+
+    def send(self, notification: Notification) -> DeliveryResult:
+        """Deliver one notification. TransientError (429 honouring Retry-After, 5xx,
+        timeouts) may pass; PermanentError (other 4xx, a refused URL) won't, and carries
+        the receiver's answer (never the secret URL or key)."""
         ...
