@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.config import Backend, Settings
-from shared.ports import EvaluationHistory, MetricWriter, ObjectStore, Publisher, Warehouse
+from shared.ports import (
+    EvaluationHistory,
+    MetricWriter,
+    ObjectStore,
+    Publisher,
+    SecretStore,
+    Warehouse,
+)
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,8 @@ class Adapters:
     metrics: MetricWriter | None = None
     #: the SLA evaluations table (in the warehouse: BigQuery, or the local DuckDB file)
     history: EvaluationHistory | None = None
+    #: receiver secrets (Secret Manager, or files under ``.local/secrets``)
+    secrets: SecretStore | None = None
 
     def close(self) -> None:
         for adapter in (self.warehouse, self.publisher, self.metrics):
@@ -68,6 +77,10 @@ class LocalPaths:
     def monitoring(self) -> Path:
         return self.root / "monitoring"
 
+    @property
+    def secrets(self) -> Path:
+        return self.root / "secrets"
+
 
 def build_adapters(settings: Settings, backend: Backend) -> Adapters:
     if backend == "local":
@@ -75,6 +88,7 @@ def build_adapters(settings: Settings, backend: Backend) -> Adapters:
         from shared.adapters.local.history import LocalEvaluationHistory
         from shared.adapters.local.metric_store import LocalMetricStore
         from shared.adapters.local.object_store import LocalObjectStore
+        from shared.adapters.local.secrets import LocalSecretStore
         from shared.adapters.local.warehouse import LocalWarehouse
 
         paths = LocalPaths(Path(settings.local.root))
@@ -91,11 +105,13 @@ def build_adapters(settings: Settings, backend: Backend) -> Adapters:
             publisher=LocalBus(paths.pubsub),
             metrics=LocalMetricStore(paths.monitoring),
             history=LocalEvaluationHistory(warehouse, settings.slos.history.ref),
+            secrets=LocalSecretStore(paths.secrets),
         )
     from shared.adapters.gcp.history import BigQueryEvaluationHistory
     from shared.adapters.gcp.metric_writer import MonitoringMetricWriter
     from shared.adapters.gcp.object_store import GcsObjectStore
     from shared.adapters.gcp.publisher import PubSubPublisher
+    from shared.adapters.gcp.secrets import SecretManagerStore
     from shared.adapters.gcp.warehouse import BigQueryWarehouse
 
     gcp = settings.require_gcp()
@@ -110,6 +126,7 @@ def build_adapters(settings: Settings, backend: Backend) -> Adapters:
         publisher=PubSubPublisher(gcp.project),
         metrics=MonitoringMetricWriter(gcp.project),  # its client is built on first write
         history=BigQueryEvaluationHistory(bigquery, settings.slos.history.ref),
+        secrets=SecretManagerStore(gcp.project),  # its client is built on first read
     )
 
 

@@ -13,8 +13,8 @@ from typing import BinaryIO, Protocol
 from shared.identifiers import TableRef
 from shared.models import (
     DailyAggregate,
-    DeliveryResult,
     DailyAggregateQuery,
+    DeliveryResult,
     EvaluationRecord,
     ExtractRequest,
     Fingerprint,
@@ -221,7 +221,8 @@ class SecretStore(Protocol):
 
     def get(self, name: str) -> str:
         """The value of ``name`` (``projects/P/secrets/S/versions/V``, or ``S`` for the
-        latest version in the configured project). NotFound / PermissionDenied for a
+        latest version in the configured project). BadInput for a name that is not a
+        secret name (before any request); NotFound / PermissionDenied for a
         secret that can't be read; TransientError if it may pass."""
         ...
 
