@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from shared import identifiers
+from shared.alerting_config import AlertingSettings
 from shared.errors import BadInput, ConfigError
 from shared.identifiers import TableRef
 
@@ -443,6 +444,7 @@ class Settings(_Model):
     backups: BackupSettings
     health: HealthSettings = Field(default_factory=HealthSettings)
     slos: SloSettings = Field(default_factory=SloSettings)
+    alerting: AlertingSettings = Field(default_factory=AlertingSettings)
 
     @model_validator(mode="after")
     def _check_slo_tables(self) -> Settings:
