@@ -165,6 +165,26 @@ class ObjectStore(Protocol):
 
     def read(self, bucket: str, name: str) -> bytes: ...
 
+    def read_versioned(self, bucket: str, name: str) -> tuple[bytes, int] | None:
+        """The object's bytes and the generation they belong to (one consistent pair:
+        never new bytes with an old generation); None if the object doesn't exist.
+        Generations are positive and grow with every write of the name (``write``,
+        ``write_once`` and ``write_if_generation`` alike)."""
+        ...
+
+    def write_if_generation(
+        self, bucket: str, name: str, data: bytes, content_type: str, generation: int
+    ) -> int | None:
+        """Compare-and-swap: write only if the object's live generation is ``generation``
+        (0: only if the object doesn't exist, as GCS's ``ifGenerationMatch=0``). Returns
+        the new generation, or None when the precondition failed (someone else wrote
+        first: re-read with :meth:`read_versioned` and try again). Never overwrites
+        silently. A write whose answer was lost and retried is recognised as ours while it
+        is still the live object; if another writer has already replaced it, the answer
+        is None as for any lost race, so an update re-applied after None must be
+        idempotent (carry the ids of what it applied) where applying twice matters."""
+        ...
+
     def open(self, bucket: str, name: str) -> BinaryIO:
         """A seekable binary reader (for reading block headers without a full download)."""
         ...

@@ -13,12 +13,27 @@
   which the client can't checksum (google/cloud/storage/fileio.py passes
   ``checksum=None``): callers check what they read (Avro blocks, sizes).
 * The client built here pools ``max_connections`` HTTP connections: one per thread.
+* ``write_if_generation`` is an upload with ``ifGenerationMatch=N``; 412 becomes
+  ``None``. It is retried like every call here, which is safe *because* of the
+  precondition: google/cloud/storage/retry.py ``DEFAULT_RETRY_IF_GENERATION_SPECIFIED``
+  (a ``ConditionalRetryPolicy``) is the library's own rule that a mutation may be
+  retried once ``ifGenerationMatch`` is set, and blob.py ``_do_upload`` applies it to
+  media uploads; a retry can't overwrite a write made by someone else in between. The
+  one thing a retry can do is meet our own earlier attempt that landed but whose answer
+  was lost: GCS then answers 412. So each conditional upload carries a random
+  ``x-goog-meta-opsuite-write-id``, and on 412 the live object's is compared: ours →
+  the write happened, its generation is returned.
+* ``read_versioned`` is one download: GCS sends the generation of the bytes it serves in
+  ``X-Goog-Generation``, which the library stores on the blob
+  (blob.py ``_extract_headers_from_download``) and pins its own retried range requests
+  to (``_media/requests/download.py``): bytes and generation come from one response.
 """
 
 from __future__ import annotations
 
 import io
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any, BinaryIO, TypeVar, cast
 
@@ -32,6 +47,8 @@ _T = TypeVar("_T")
 DEFAULT_READ_CHUNK = 1024 * 1024
 #: requests' default pool (10 connections per host) is too small for 16 threads.
 DEFAULT_MAX_CONNECTIONS = 16
+#: Custom metadata key of the random id each conditional upload carries.
+WRITE_ID_KEY = "opsuite-write-id"
 
 
 def check_object_name(name: str) -> str:
@@ -183,6 +200,61 @@ class GcsObjectStore:
             except PreconditionFailed:
                 return None  # a live generation exists: nothing written
         return self._info(bucket, blob, data)
+
+    def write_if_generation(
+        self, bucket: str, name: str, data: bytes, content_type: str, generation: int
+    ) -> int | None:
+        from google.api_core.exceptions import PreconditionFailed
+
+        if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
+            raise BadInput(f"generation must be a count (0: create), got {generation!r}")
+        blob = self._blob(bucket, name)
+        write_id = uuid.uuid4().hex
+        blob.metadata = {WRITE_ID_KEY: write_id}
+        with translated(f"update gs://{bucket}/{name} if generation {generation}"):
+            try:
+                blob.upload_from_string(
+                    data,
+                    content_type=content_type,
+                    checksum="crc32c",
+                    if_generation_match=generation,
+                    retry=self._retry,  # safe with the precondition: see the module notes
+                    timeout=self.retry_deadline,
+                )
+            except PreconditionFailed:
+                return self._own_live_generation(bucket, name, write_id)
+        return self._generation(bucket, blob)
+
+    def _own_live_generation(self, bucket: str, name: str, write_id: str) -> int | None:
+        """After a 412: the live generation if it is our write (an attempt that landed
+        and whose answer was lost, met by the retry), else None (someone else wrote)."""
+        live = self.client.bucket(bucket).get_blob(
+            name, retry=self._retry, timeout=self.retry_deadline
+        )
+        if live is None or (live.metadata or {}).get(WRITE_ID_KEY) != write_id:
+            return None
+        return self._generation(bucket, live)
+
+    @staticmethod
+    def _generation(bucket: str, blob: Any) -> int:
+        generation = blob.generation
+        if not generation:
+            raise PermanentError(f"gs://{bucket}/{blob.name}: GCS reported no generation")
+        return int(generation)
+
+    def read_versioned(self, bucket: str, name: str) -> tuple[bytes, int] | None:
+        from google.api_core.exceptions import NotFound as GcsNotFound
+
+        blob = self._blob(bucket, name)
+        with translated(f"download gs://{bucket}/{name}"):
+            try:
+                data = blob.download_as_bytes(
+                    checksum="crc32c", retry=self._retry, timeout=self.retry_deadline
+                )
+            except GcsNotFound:
+                return None
+        # X-Goog-Generation of the response that carried ``data`` (see the module notes)
+        return bytes(data), self._generation(bucket, blob)
 
     def read(self, bucket: str, name: str) -> bytes:
         blob = self._blob(bucket, name)

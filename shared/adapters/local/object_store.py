@@ -4,13 +4,40 @@ Writes go to a temporary file under ``<root>/.tmp`` first and are then moved int
 place, so a reader never sees half an object. ``write_once`` publishes with
 ``os.link``, which fails if the name exists: an atomic create, the local
 equivalent of GCS's ``ifGenerationMatch=0``.
+
+Generations (for ``read_versioned`` / ``write_if_generation``, compare-and-swap):
+
+* Each object's generation is kept in a sidecar, ``<root>/.generations/<bucket>/
+  <sha256 of the name>.json``, with the identity of the file it belongs to (inode,
+  size, mtime). Like GCS's, a generation is a microsecond timestamp, and strictly
+  larger than the one before for the same name (a deleted name's sidecar stays, so a
+  re-created object never reuses a generation).
+* Every write (``write``, ``write_once``, ``write_if_generation``) and ``delete``
+  moves the file and its sidecar under an exclusive ``flock`` on
+  ``<root>/.locks/<bucket>.lock``; ``read_versioned`` reads both under the shared
+  lock. ``flock`` excludes threads as well as processes (each call opens the lock
+  file itself), so the CLI and ``make serve`` can share one root. Only the renames are
+  inside the lock: the bytes are written and fsynced before it is taken.
+* A file changed behind the store's back (another program, or written before
+  generations existed) no longer matches its sidecar: its generation is then derived
+  from the file (its mtime in microseconds, and above the recorded one), stable while
+  the file stays as it is. So a CAS against a generation read earlier fails, as it
+  would on GCS.
+* The sidecars are not fsynced: after a power loss a generation may be derived as
+  above instead of recorded, which still differs from what was recorded before.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
 import os
 import tempfile
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -44,15 +71,93 @@ class LocalObjectStore:
             )
         return self.root / bucket / Path(*parts)
 
-    def _tmp(self, data: bytes) -> Path:
+    def _tmp(self, data: bytes, *, sync: bool = True) -> Path:
         tmp_dir = self.root / ".tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=tmp_dir)
         with os.fdopen(fd, "wb") as fo:
             fo.write(data)
-            fo.flush()
-            os.fsync(fo.fileno())
+            if sync:
+                fo.flush()
+                os.fsync(fo.fileno())
         return Path(tmp)
+
+    # -- generations ---------------------------------------------------------------------
+    @contextmanager
+    def _locked(self, bucket: str, *, exclusive: bool) -> Iterator[None]:
+        """The bucket's generation lock (``flock``: threads and processes alike)."""
+        lock_dir = self.root / ".locks"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_dir / f"{bucket}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _sidecar(self, bucket: str, name: str) -> Path:
+        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()
+        return self.root / ".generations" / bucket / f"{digest}.json"
+
+    @staticmethod
+    def _identity(st: os.stat_result) -> list[int]:
+        return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+    @staticmethod
+    def _recorded(sidecar: Path) -> tuple[int, list[int]] | None:
+        try:
+            recorded = json.loads(sidecar.read_bytes())
+            return int(recorded["generation"]), [int(v) for v in recorded["file"]]
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None
+
+    def _generation(self, sidecar: Path, st: os.stat_result | None) -> int:
+        """The live generation of the file with stat ``st`` (None: absent, generation 0)."""
+        if st is None:
+            return 0
+        recorded = self._recorded(sidecar)
+        if recorded is not None and recorded[1] == self._identity(st):
+            return recorded[0]
+        # changed behind the store's back: derived from the file, above the recorded one
+        return max(st.st_mtime_ns // 1000, 1 if recorded is None else recorded[0] + 1)
+
+    def _stat(self, path: Path) -> os.stat_result | None:
+        try:
+            return path.stat()
+        except FileNotFoundError:
+            return None
+
+    def _record(self, bucket: str, name: str, path: Path, previous: int) -> int:
+        """Record a new generation for the file just published at ``path`` (lock held)."""
+        sidecar = self._sidecar(bucket, name)
+        recorded = self._recorded(sidecar)
+        floor = max(previous, 0 if recorded is None else recorded[0])
+        generation = max(time.time_ns() // 1000, floor + 1)
+        body = {"name": name, "generation": generation, "file": self._identity(path.stat())}
+        sidecar.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._tmp(json.dumps(body).encode("utf-8"), sync=False), sidecar)
+        return generation
+
+    def _publish(
+        self, bucket: str, name: str, path: Path, tmp: Path, *, only_if: int | None
+    ) -> int | None:
+        """Move ``tmp`` to ``path`` and record its generation, under the bucket's lock.
+
+        ``only_if``: None = unconditionally (``write``); 0 = only if absent; N = only if
+        the live generation is N. Returns the new generation, or None if the condition
+        did not hold (``tmp`` is then left for the caller to remove)."""
+        with self._locked(bucket, exclusive=True):
+            current = self._generation(self._sidecar(bucket, name), self._stat(path))
+            if only_if is not None and current != only_if:
+                return None
+            if only_if == 0:
+                try:
+                    os.link(tmp, path)  # refuses a file created behind the store's back
+                except FileExistsError:
+                    return None
+            else:
+                os.replace(tmp, path)
+            return self._record(bucket, name, path, current)
 
     def _info(self, bucket: str, name: str, path: Path) -> ObjectInfo:
         st = path.stat()
@@ -69,7 +174,11 @@ class LocalObjectStore:
     def write(self, bucket: str, name: str, data: bytes, content_type: str) -> ObjectInfo:
         path = self._path(bucket, name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self._tmp(data), path)
+        tmp = self._tmp(data)
+        try:
+            self._publish(bucket, name, path, tmp, only_if=None)
+        finally:
+            tmp.unlink(missing_ok=True)
         return self._info(bucket, name, path)
 
     def write_once(
@@ -79,12 +188,35 @@ class LocalObjectStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._tmp(data)
         try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return None
+            if self._publish(bucket, name, path, tmp, only_if=0) is None:
+                return None
         finally:
-            tmp.unlink()
+            tmp.unlink(missing_ok=True)
         return self._info(bucket, name, path)
+
+    def write_if_generation(
+        self, bucket: str, name: str, data: bytes, content_type: str, generation: int
+    ) -> int | None:
+        if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
+            raise BadInput(f"generation must be a count (0: create), got {generation!r}")
+        path = self._path(bucket, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._tmp(data)
+        try:
+            return self._publish(bucket, name, path, tmp, only_if=generation)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def read_versioned(self, bucket: str, name: str) -> tuple[bytes, int] | None:
+        path = self._path(bucket, name)
+        with self._locked(bucket, exclusive=False):
+            try:
+                with path.open("rb") as fo:
+                    st = os.fstat(fo.fileno())
+                    data = fo.read()
+            except FileNotFoundError:
+                return None
+            return data, self._generation(self._sidecar(bucket, name), st)
 
     def read(self, bucket: str, name: str) -> bytes:
         try:
@@ -116,7 +248,11 @@ class LocalObjectStore:
         return self._info(bucket, name, path) if path.is_file() else None
 
     def delete(self, bucket: str, name: str) -> None:
-        try:
-            self._path(bucket, name).unlink()
-        except FileNotFoundError:
-            raise NotFound(f"gs://{bucket}/{name} does not exist") from None
+        path = self._path(bucket, name)
+        # under the lock: a CAS never sees the file gone between its check and its move.
+        # The sidecar stays, so a re-created object gets a larger generation.
+        with self._locked(bucket, exclusive=True):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                raise NotFound(f"gs://{bucket}/{name} does not exist") from None
