@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 CONFIG  ?= config/opsuite.example.yaml
 FN      ?= health_check
 PORT    ?= 8080
-FUNCTIONS := backup_export health_check sla_evaluator
+FUNCTIONS := backup_export health_check sla_evaluator alert_router
 
 .PHONY: install test lint typecheck pytest demo bench serve package clean tf-fmt tf-validate
 

@@ -255,6 +255,7 @@ HANDLERS = {
     "backup_export": "backup_event",
     "health_check": "health_http",
     "sla_evaluator": "sla_event",
+    "alert_router": "alert_event",
 }
 FUNCTIONS = tuple(HANDLERS)
 CLIENTS = (

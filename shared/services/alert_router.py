@@ -1,0 +1,863 @@
+"""The alert router: one alert → its receivers, once each, with silences and inhibition.
+
+Everything lives in the backup bucket under ``_opsuite/alerts/`` (no long-lived process):
+
+- ``active/<fingerprint>.json``: the newest state of each alert (:class:`ActiveAlert`),
+  updated by read → modify → compare-and-swap (``write_if_generation``) → retry, so
+  concurrent deliveries never lose an update. ``starts_at`` is kept from the episode's
+  first firing; a resolution for an unknown fingerprint (closed before open) is stored
+  resolved, so the late open (``starts_at <= ends_at``) is recognised as stale.
+- ``silences/<id>.json``: ``{id, matchers, starts_at, ends_at, comment, created_by}``;
+  active while ``starts_at <= now < ends_at``.
+- ``ledger/<yyyymmdd>/<fingerprint>/<episode>/<receiver>/<status>-<slot>.json``: one
+  write-once record per (alert episode, receiver, status, repeat slot), written when the
+  receiver's decision is final (sent, suppressed, failed for good). ``yyyymmdd`` and
+  ``episode`` (``HHMMSS``) are the episode's ``starts_at`` in UTC, so a problem that
+  fires again later is a new episode and notifies again. The status in the name is the
+  alert's (firing / resolved); the record's ``status`` is what happened (firing,
+  resolved, failed). A suppression is recorded beside it as
+  ``<status>-<slot>.suppressed.json`` (status suppressed, with the reason) and does not
+  take the slot: once the silence / mute / inhibition is over, :func:`tick` notifies.
+- ``claims/...``: per integration of a receiver, :func:`shared.services.once.publish_once`
+  claims and done markers (one nonce per delivery: a retry recognises its own claim; a
+  failed send frees it), so of concurrent deliveries exactly one sends.
+
+A delivery notifies at once (nothing is held for ``group_wait``: a P0 is never held
+back); the notification carries the alert's group (the firing active alerts with the
+same group key on that route). Repeats (``repeat_interval``, per alert) and what a
+silence held back are the scheduled :func:`tick`'s, so they hold to its granularity.
+A resolution goes only to receivers that were notified
+of the firing. A receiver failing transiently doesn't stop the others; the delivery then
+raises TransientError so Pub/Sub redelivers and only that receiver is tried again. A
+permanent failure (4xx, unreadable secret) is recorded ``failed`` with the receiver's
+answer and acknowledged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from shared.alerting_config import AlertingSettings, Matcher, Receiver, parse_matcher
+from shared.composition import Adapters
+from shared.config import Settings
+from shared.errors import BadInput, NotFound, OpsuiteError, PermanentError, TransientError
+from shared.models import Alert, AlertStatus, Notification
+from shared.ports import Notifier, ObjectStore, SecretStore
+from shared.retry import Clock
+from shared.services.alert_routing import (
+    RouteMatch,
+    group_key,
+    group_labels,
+    inhibition,
+    labels_match,
+    routes_for,
+    time_muted,
+)
+from shared.services.once import new_nonce, publish_once
+
+logger = logging.getLogger(__name__)
+
+JSON = "application/json"
+ROOT = "_opsuite/alerts"
+ACTIVE_PREFIX = f"{ROOT}/active/"
+SILENCES_PREFIX = f"{ROOT}/silences/"
+LEDGER_PREFIX = f"{ROOT}/ledger/"
+CLAIMS_PREFIX = f"{ROOT}/claims/"
+#: time for delivering one message (retries included), from the trigger's arrival
+DELIVERY_BUDGET_SECONDS = 45.0
+#: compare-and-swap attempts before giving up (TransientError: redelivered)
+CAS_ATTEMPTS = 20
+ANSWER_CHARS = 300
+
+LedgerStatus = Literal["firing", "resolved", "suppressed", "failed"]
+NotifierFactory = Callable[[Receiver], Sequence[Notifier]]
+
+
+# -- dependencies ---------------------------------------------------------------------
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RouterDeps:
+    alerting: AlertingSettings
+    store: ObjectStore
+    bucket: str
+    #: the notifiers of one receiver (one per ``*_configs`` entry; none: a null receiver)
+    notifiers: NotifierFactory
+    clock: Clock = field(default_factory=Clock)
+    now: Callable[[], datetime] = _utc_now
+    #: on ``clock.monotonic``: no delivery retry starts after it
+    deadline: float = field(default_factory=lambda: time.monotonic() + DELIVERY_BUDGET_SECONDS)
+    #: how long a delivery waits for a concurrent one that holds a receiver's claim
+    claim_wait_seconds: float = 20.0
+
+    @classmethod
+    def of(
+        cls,
+        settings: Settings,
+        adapters: Adapters,
+        *,
+        started: float | None = None,
+        http: Any = None,
+        pagerduty_url: str | None = None,
+        clock: Clock | None = None,
+    ) -> RouterDeps:
+        """The router over the configured adapters. ``http``: the receivers' HTTP client
+        (default: the guarded :class:`~shared.adapters.notify.HttpClient`; tests pass one
+        with the loopback allowance), ``pagerduty_url``: the Events API endpoint."""
+        from shared.adapters.notify import PAGERDUTY_EVENTS_URL, HttpClient, notifiers_for
+
+        client = http if http is not None else HttpClient()
+        secrets: SecretStore = adapters.secrets or _NoSecrets()
+        alerting = settings.alerting
+        root = Path(settings.local.root)
+        url = pagerduty_url or PAGERDUTY_EVENTS_URL
+
+        def build(receiver: Receiver) -> Sequence[Notifier]:
+            return notifiers_for(
+                receiver,
+                secrets=secrets,
+                http=client,
+                allowed_webhook_hosts=alerting.allowed_webhook_hosts,
+                local_root=root,
+                pagerduty_url=url,
+            )
+
+        clock = clock or Clock()
+        begun = started if started is not None else clock.monotonic()
+        return cls(
+            alerting=alerting,
+            store=adapters.store,
+            bucket=settings.backups.bucket,
+            notifiers=build,
+            clock=clock,
+            deadline=begun + DELIVERY_BUDGET_SECONDS,
+        )
+
+
+class _NoSecrets:
+    def get(self, name: str) -> str:
+        raise NotFound(f"secret {name!r}: no secret store is configured")
+
+
+# -- the stored state -----------------------------------------------------------------
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def _instant(text: object) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def alert_to_json(alert: Alert) -> dict[str, Any]:
+    return {
+        "fingerprint": alert.fingerprint,
+        "status": alert.status,
+        "severity": alert.severity,
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "starts_at": _iso(alert.starts_at),
+        "ends_at": _iso(alert.ends_at),
+        "source": alert.source,
+        "source_id": alert.source_id,
+        "generator_url": alert.generator_url,
+        "received_at": _iso(alert.received_at),
+    }
+
+
+def alert_from_json(body: Mapping[str, Any]) -> Alert:
+    starts_at = _instant(body["starts_at"])
+    if starts_at is None:
+        raise ValueError("starts_at missing")
+    status: AlertStatus = "resolved" if body["status"] == "resolved" else "firing"
+    return Alert(
+        fingerprint=str(body["fingerprint"]),
+        status=status,
+        severity=str(body["severity"]),
+        labels={str(k): str(v) for k, v in dict(body["labels"]).items()},
+        annotations={str(k): str(v) for k, v in dict(body["annotations"]).items()},
+        starts_at=starts_at,
+        ends_at=_instant(body.get("ends_at")),
+        source=str(body["source"]),
+        source_id=str(body["source_id"]),
+        generator_url=body.get("generator_url"),
+        received_at=_instant(body.get("received_at")),
+    )
+
+
+@dataclass(frozen=True)
+class ActiveAlert:
+    """``active/<fingerprint>.json``: the alert's newest state and whom it notified."""
+
+    alert: Alert
+    #: receiver → {"status", "at", "slot"} of the newest notification accepted
+    notified: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    updated_at: datetime | None = None
+
+    def to_bytes(self) -> bytes:
+        body = {
+            **alert_to_json(self.alert),
+            "notified": {k: dict(v) for k, v in sorted(self.notified.items())},
+            "updated_at": _iso(self.updated_at),
+        }
+        return json.dumps(body, sort_keys=True).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ActiveAlert:
+        body = json.loads(data)
+        notified = body.get("notified") or {}
+        return cls(
+            alert_from_json(body),
+            {str(k): dict(v) for k, v in notified.items()},
+            _instant(body.get("updated_at")),
+        )
+
+    def firing_at(self, now: datetime) -> bool:
+        """Firing, and not past an ``ends_at`` it announced (a test notification)."""
+        a = self.alert
+        return a.status == "firing" and (a.ends_at is None or a.ends_at > now)
+
+
+def active_name(fingerprint: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{16,64}", fingerprint):
+        raise BadInput(f"fingerprint {fingerprint[:80]!r} is not 16-64 lowercase hex digits")
+    return f"{ACTIVE_PREFIX}{fingerprint}.json"
+
+
+def update_active(
+    deps: RouterDeps, fingerprint: str, change: Callable[[ActiveAlert | None], ActiveAlert | None]
+) -> ActiveAlert | None:
+    """Apply ``change`` to the stored state by compare-and-swap until it lands (``change``
+    returns None: nothing to write; the stored state is returned). ``change`` may run more
+    than once and must be idempotent."""
+    name = active_name(fingerprint)
+    for _ in range(CAS_ATTEMPTS):
+        found = deps.store.read_versioned(deps.bucket, name)
+        current = ActiveAlert.from_bytes(found[0]) if found is not None else None
+        generation = found[1] if found is not None else 0
+        updated = change(current)
+        if updated is None:
+            return current
+        if (
+            deps.store.write_if_generation(deps.bucket, name, updated.to_bytes(), JSON, generation)
+            is not None
+        ):
+            return updated
+    raise TransientError(f"alert {fingerprint}: its state kept changing under us; retry later")
+
+
+@dataclass(frozen=True)
+class Merge:
+    state: ActiveAlert
+    #: the alert is older than what is stored (a late open after its close, a
+    #: resolution of an earlier episode): nothing to notify
+    stale: bool
+
+
+def merge(current: ActiveAlert | None, alert: Alert, now: datetime) -> Merge:
+    """The stored state after ``alert`` arrives (pure; applying it twice changes nothing)."""
+    if current is None:
+        if alert.status == "resolved" and alert.ends_at is None:
+            alert = replace(alert, ends_at=alert.starts_at)
+        return Merge(ActiveAlert(alert, {}, now), stale=False)
+    old = current.alert
+    if alert.status == "firing":
+        if old.status == "resolved":
+            if old.ends_at is not None and alert.starts_at <= old.ends_at:
+                return Merge(current, stale=True)  # the open of what is already closed
+            return Merge(ActiveAlert(alert, {}, now), stale=False)  # a new episode
+        alert = replace(alert, starts_at=old.starts_at)  # the episode keeps its first start
+        if alert == old:
+            return Merge(current, stale=False)
+        return Merge(ActiveAlert(alert, current.notified, now), stale=False)
+    ends_at = alert.ends_at or alert.starts_at
+    if ends_at < old.starts_at:
+        return Merge(current, stale=True)  # the close of an earlier episode
+    if old.status == "resolved" and old.ends_at is not None:
+        ends_at = max(ends_at, old.ends_at)
+    resolved = replace(
+        alert,
+        starts_at=old.starts_at,
+        ends_at=ends_at,
+        labels=old.labels if old.status == "firing" else alert.labels,
+        annotations={**old.annotations, **alert.annotations},
+    )
+    if resolved == old:
+        return Merge(current, stale=False)
+    return Merge(ActiveAlert(resolved, current.notified, now), stale=False)
+
+
+def active_alerts(deps: RouterDeps) -> list[ActiveAlert]:
+    """Every stored alert state (unreadable objects are logged and skipped)."""
+    found: list[ActiveAlert] = []
+    for info in deps.store.list(deps.bucket, ACTIVE_PREFIX):
+        try:
+            found.append(ActiveAlert.from_bytes(deps.store.read(deps.bucket, info.name)))
+        except NotFound:
+            continue  # deleted since the listing
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            logger.warning(
+                "skipping an unreadable active alert",
+                extra={"fields": {"object": info.name, "error": str(exc)[:200]}},
+            )
+    return found
+
+
+# -- silences -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Silence:
+    id: str
+    matchers: tuple[Matcher, ...]
+    starts_at: datetime
+    ends_at: datetime
+    comment: str = ""
+    created_by: str = ""
+    #: the object it was read from
+    name: str = ""
+
+    def active_at(self, now: datetime) -> bool:
+        return self.starts_at <= now < self.ends_at
+
+    def mutes(self, labels: Mapping[str, str]) -> bool:
+        return bool(self.matchers) and labels_match(self.matchers, labels)
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any], name: str = "") -> Silence:
+        matchers = body["matchers"]
+        if not isinstance(matchers, list) or not all(isinstance(m, str) for m in matchers):
+            raise ValueError("matchers must be a list of strings")
+        starts_at, ends_at = _instant(body["starts_at"]), _instant(body["ends_at"])
+        if starts_at is None or ends_at is None:
+            raise ValueError("starts_at and ends_at are required")
+        return cls(
+            id=str(body["id"]),
+            matchers=tuple(parse_matcher(m) for m in matchers),
+            starts_at=starts_at,
+            ends_at=ends_at,
+            comment=str(body.get("comment") or ""),
+            created_by=str(body.get("created_by") or ""),
+            name=name,
+        )
+
+
+def silences(deps: RouterDeps) -> list[Silence]:
+    """Every stored silence, expired ones included (unreadable ones logged and skipped)."""
+    found: list[Silence] = []
+    for info in deps.store.list(deps.bucket, SILENCES_PREFIX):
+        try:
+            body = json.loads(deps.store.read(deps.bucket, info.name))
+            found.append(Silence.from_json(body, info.name))
+        except NotFound:
+            continue
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            logger.warning(
+                "skipping an unreadable silence",
+                extra={"fields": {"object": info.name, "error": str(exc)[:200]}},
+            )
+    return found
+
+
+# -- the ledger -----------------------------------------------------------------------
+_SAFE_PART = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def episode_dir(alert: Alert, receiver: str) -> str:
+    """``<yyyymmdd>/<fingerprint>/<HHMMSS>/<receiver>`` of the alert's episode."""
+    start = alert.starts_at.astimezone(UTC)
+    safe = _SAFE_PART.sub("_", receiver)
+    return f"{start:%Y%m%d}/{alert.fingerprint}/{start:%H%M%S}/{safe}"
+
+
+def ledger_name(
+    alert: Alert, receiver: str, status: AlertStatus, slot: int, *, suppressed: bool = False
+) -> str:
+    """The record of one decision: ``<status>-<slot>.json`` (sent or failed for good), or
+    ``<status>-<slot>.suppressed.json`` (a suppression doesn't take the slot: once the
+    silence, mute or inhibition is gone, the tick notifies in that slot)."""
+    tail = ".suppressed.json" if suppressed else ".json"
+    return f"{LEDGER_PREFIX}{episode_dir(alert, receiver)}/{status}-{slot}{tail}"
+
+
+def repeat_slot(route: RouteMatch, alert: Alert, now: datetime) -> int:
+    """``floor((now - starts_at) / repeat_interval)``: a firing alert is told again in each
+    new slot (the delivery itself notifies in slot 0)."""
+    interval = route.repeat_interval.total_seconds()
+    elapsed = (now - alert.starts_at).total_seconds()
+    return 0 if interval <= 0 or elapsed <= 0 else int(elapsed // interval)
+
+
+def _read_json(store: ObjectStore, bucket: str, name: str) -> dict[str, Any] | None:
+    try:
+        body = json.loads(store.read(bucket, name))
+    except NotFound:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def ledger_records(deps: RouterDeps, prefix: str = "") -> list[dict[str, Any]]:
+    """The ledger records under ``ledger/<prefix>`` (e.g. ``20261201/``), by name."""
+    records = []
+    for info in sorted(deps.store.list(deps.bucket, LEDGER_PREFIX + prefix), key=lambda o: o.name):
+        if not info.name.endswith(".json"):
+            continue
+        try:
+            body = _read_json(deps.store, deps.bucket, info.name)
+        except ValueError:
+            continue
+        if body is not None:
+            records.append(body)
+    return records
+
+
+def _notified_firing(deps: RouterDeps, alert: Alert, receiver: str) -> bool:
+    """Whether this episode's firing reached ``receiver`` (so its resolution should too)."""
+    prefix = f"{LEDGER_PREFIX}{episode_dir(alert, receiver)}/firing-"
+    for info in deps.store.list(deps.bucket, prefix):
+        if info.name.endswith(".suppressed.json"):
+            continue
+        body = _read_json(deps.store, deps.bucket, info.name)
+        if body is not None and body.get("status") == "firing":
+            return True
+    return False
+
+
+# -- routing one alert ----------------------------------------------------------------
+@dataclass(frozen=True)
+class ReceiverOutcome:
+    receiver: str
+    #: sent (firing / resolved), suppressed, failed (for good), transient (will be
+    #: redelivered), duplicate (an earlier delivery decided it), skipped (a null
+    #: receiver, or a resolution of a firing it never got)
+    result: Literal["sent", "suppressed", "failed", "transient", "duplicate", "skipped"]
+    detail: str = ""
+    status_code: int | None = None
+
+
+@dataclass(frozen=True)
+class RouteOutcome:
+    fingerprint: str
+    status: AlertStatus
+    #: the alert was older than its stored state: nothing was sent
+    stale: bool = False
+    receivers: tuple[ReceiverOutcome, ...] = ()
+
+    def results(self) -> dict[str, str]:
+        return {r.receiver: r.result for r in self.receivers}
+
+
+def suppression(
+    deps: RouterDeps,
+    route: RouteMatch,
+    alert: Alert,
+    firing: Sequence[Alert],
+    silenced_by: Sequence[Silence],
+    now: datetime,
+) -> str | None:
+    """Why the route's receiver isn't told now: a silence, a time mute, an inhibition."""
+    for silence in silenced_by:
+        if silence.active_at(now) and silence.mutes(alert.labels):
+            return f"silenced by {silence.id}"
+    muted = time_muted(deps.alerting, route, now)
+    if muted is not None:
+        return muted
+    sources = [a.labels for a in firing if a.fingerprint != alert.fingerprint]
+    inhibited = inhibition(alert.labels, sources, deps.alerting.inhibit_rules)
+    if inhibited is not None:
+        source = inhibited.source_labels.get("alertname", "")
+        return f"inhibited by inhibit_rules[{inhibited.rule_index}] (source {source!r})"
+    return None
+
+
+def handle_alert(alert: Alert, deps: RouterDeps) -> RouteOutcome:
+    """Record ``alert`` and notify its receivers once each (see the module docstring).
+
+    Raises TransientError when some receiver could not be reached (after the others were
+    tried): the redelivery retries that receiver only.
+    """
+    now = deps.now()
+    if alert.received_at is None:
+        alert = replace(alert, received_at=now)
+    outcome: list[Merge] = []
+
+    def change(current: ActiveAlert | None) -> ActiveAlert | None:
+        merged = merge(current, alert, now)
+        outcome[:] = [merged]
+        return None if merged.state is current else merged.state
+
+    update_active(deps, alert.fingerprint, change)
+    merged = outcome[0]
+    if merged.stale:
+        logger.info(
+            "alert older than its stored state: not notified",
+            extra={"fields": {"fingerprint": alert.fingerprint, "status": alert.status}},
+        )
+        return RouteOutcome(alert.fingerprint, alert.status, stale=True)
+    episode = merged.state.alert
+    if episode.status == "resolved" and alert.status == "firing":
+        return RouteOutcome(alert.fingerprint, alert.status, stale=True)
+    # notify within the stored episode: its first start; a resolution keeps the labels
+    # the firing was routed by
+    if alert.status == "resolved":
+        current = replace(episode, source_id=alert.source_id, received_at=alert.received_at)
+    else:
+        current = replace(alert, starts_at=episode.starts_at)
+    others = [s.alert for s in active_alerts(deps) if s.alert.fingerprint != alert.fingerprint]
+    firing = [a for a in others if _firing(a, now)]
+    if current.status == "firing":
+        firing.append(current)
+    silenced_by = [s for s in silences(deps) if s.active_at(now)]
+
+    results: list[ReceiverOutcome] = []
+    seen: set[str] = set()
+    for route in routes_for(deps.alerting, current.labels):
+        if route.receiver in seen:
+            continue
+        seen.add(route.receiver)
+        results.append(_route_to(deps, route, current, firing, silenced_by, now, slot=0))
+    result = RouteOutcome(alert.fingerprint, alert.status, False, tuple(results))
+    transient = [r for r in results if r.result == "transient"]
+    if transient:
+        names = ", ".join(r.receiver for r in transient)
+        raise TransientError(f"alert {alert.fingerprint}: receivers {names} failed; retry later")
+    return result
+
+
+def _firing(alert: Alert, now: datetime) -> bool:
+    return alert.status == "firing" and (alert.ends_at is None or alert.ends_at > now)
+
+
+def _route_to(
+    deps: RouterDeps,
+    route: RouteMatch,
+    alert: Alert,
+    firing: Sequence[Alert],
+    silenced_by: Sequence[Silence],
+    now: datetime,
+    *,
+    slot: int,
+) -> ReceiverOutcome:
+    name = route.receiver
+    receiver = deps.alerting.receiver(name)
+    notifiers = list(deps.notifiers(receiver)) if receiver is not None else []
+    if not notifiers:
+        return ReceiverOutcome(name, "skipped", "null receiver")
+    record_name = ledger_name(alert, name, alert.status, slot)
+    if deps.store.stat(deps.bucket, record_name) is not None:
+        return ReceiverOutcome(name, "duplicate", "already in the ledger")
+    if alert.status == "resolved" and not _notified_firing(deps, alert, name):
+        return ReceiverOutcome(name, "skipped", "its firing was never notified")
+    base = _record_base(alert, name, route, slot, now)
+    reason = suppression(deps, route, alert, firing, silenced_by, now)
+    if reason is not None:
+        suppressed = ledger_name(alert, name, alert.status, slot, suppressed=True)
+        _write_record(deps, suppressed, {**base, "status": "suppressed", "reason": reason})
+        logger.info(
+            "alert suppressed",
+            extra={
+                "fields": {"fingerprint": alert.fingerprint, "receiver": name, "reason": reason}
+            },
+        )
+        return ReceiverOutcome(name, "suppressed", reason)
+
+    key = group_key(route, alert.labels)
+    members = [
+        a
+        for a in firing
+        if a.fingerprint != alert.fingerprint and group_key(route, a.labels) == key
+    ]
+    group = (*sorted(members, key=lambda a: a.fingerprint), alert)
+    notification = Notification(
+        receiver=name,
+        group_key=key,
+        group_labels=group_labels(route, alert.labels),
+        alerts=group,
+    )
+    nonce = new_nonce()
+    codes: list[int] = []
+    claims = f"{CLAIMS_PREFIX}{episode_dir(alert, name)}/{alert.status}-{slot}"
+    for index, notifier in enumerate(notifiers):
+        try:
+            published = publish_once(
+                deps.store,
+                deps.bucket,
+                f"{claims}/{index}",
+                functools.partial(_send, deps, notifier, notification),
+                now=now,
+                clock=deps.clock,
+                nonce=nonce,
+                wait_seconds=deps.claim_wait_seconds,
+            )
+        except PermanentError as exc:
+            status = getattr(exc, "status", None)
+            answer = str(getattr(exc, "answer", "") or exc)[:ANSWER_CHARS]
+            _write_record(
+                deps,
+                record_name,
+                {
+                    **base,
+                    "status": "failed",
+                    "status_code": status,
+                    "response": answer,
+                    "error_type": type(exc).__name__,
+                },
+            )
+            logger.error(
+                "alert delivery refused for good",
+                extra={
+                    "fields": {
+                        "fingerprint": alert.fingerprint,
+                        "receiver": name,
+                        "status_code": status,
+                        "error": answer,
+                    }
+                },
+            )
+            return ReceiverOutcome(name, "failed", answer, status)
+        except TransientError as exc:
+            logger.warning(
+                "alert delivery failed transiently",
+                extra={
+                    "fields": {
+                        "fingerprint": alert.fingerprint,
+                        "receiver": name,
+                        "error_type": type(exc).__name__,
+                        "error": str(exc)[:ANSWER_CHARS],
+                    }
+                },
+            )
+            return ReceiverOutcome(name, "transient", str(exc)[:ANSWER_CHARS])
+        codes.append(int(published.message_id) if published.message_id.isdigit() else 0)
+    notified_at = deps.now()
+    status_code = max(codes) if codes else None
+    _write_record(
+        deps,
+        record_name,
+        {
+            **base,
+            "status": alert.status,
+            "notified_at": _iso(notified_at),
+            # detection (starts_at → first notification accepted): the first firing only
+            "detection_seconds": (
+                round((notified_at - alert.starts_at).total_seconds(), 3)
+                if alert.status == "firing" and slot == 0
+                else None
+            ),
+            "status_code": status_code,
+            "status_codes": codes,
+            "group_key": key,
+            "alerts": len(group),
+        },
+    )
+    _mark_notified(deps, alert, name, slot, notified_at)
+    return ReceiverOutcome(name, "sent", alert.status, status_code)
+
+
+def _send(deps: RouterDeps, notifier: Notifier, notification: Notification) -> str:
+    from shared.adapters.notify import deliver_with_retries
+
+    result = deliver_with_retries(notifier, notification, deadline=deps.deadline, clock=deps.clock)
+    return str(result.status_code)
+
+
+def _record_base(
+    alert: Alert, receiver: str, route: RouteMatch, slot: int, now: datetime
+) -> dict[str, Any]:
+    return {
+        "time": _iso(now),
+        "fingerprint": alert.fingerprint,
+        "alertname": alert.labels.get("alertname", ""),
+        "severity": alert.severity,
+        "source": alert.source,
+        "source_id": alert.source_id,
+        "receiver": receiver,
+        "route": route.path,
+        "alert_status": alert.status,
+        "slot": slot,
+        "starts_at": _iso(alert.starts_at),
+        "ends_at": _iso(alert.ends_at),
+        "received_at": _iso(alert.received_at),
+        "notified_at": None,
+        "detection_seconds": None,
+        "status_code": None,
+    }
+
+
+def _write_record(deps: RouterDeps, name: str, record: Mapping[str, Any]) -> None:
+    """Write-once: of concurrent deliveries that reach the same decision one record stays."""
+    deps.store.write_once(deps.bucket, name, json.dumps(record, sort_keys=True).encode(), JSON)
+
+
+def _mark_notified(deps: RouterDeps, alert: Alert, receiver: str, slot: int, at: datetime) -> None:
+    entry = {
+        "status": alert.status,
+        "slot": slot,
+        "at": _iso(at),
+        "starts_at": _iso(alert.starts_at),
+    }
+
+    def change(current: ActiveAlert | None) -> ActiveAlert | None:
+        if current is None or current.alert.starts_at != alert.starts_at:
+            return None  # another episode since: its own deliveries record themselves
+        if dict(current.notified.get(receiver, {})) == entry:
+            return None
+        return replace(current, notified={**current.notified, receiver: entry})
+
+    try:
+        update_active(deps, alert.fingerprint, change)
+    except OpsuiteError as exc:  # the ledger already holds the truth
+        logger.warning(
+            "could not record the notification on the active alert",
+            extra={"fields": {"fingerprint": alert.fingerprint, "error": str(exc)[:200]}},
+        )
+
+
+# -- the scheduled tick -----------------------------------------------------------------
+#: an expired silence is kept this long (``silence list`` shows it), then deleted
+SILENCE_RETENTION = timedelta(days=5)
+#: a resolved alert's state is kept this long (a late open is recognised as stale)
+RESOLVED_RETENTION = timedelta(days=5)
+#: a resolution not yet told to a receiver that got the firing is retried this long
+RESOLVE_WINDOW = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class TickOutcome:
+    #: what each receiver was told: (fingerprint, receiver, firing|resolved, slot)
+    notified: tuple[tuple[str, str, str, int], ...] = ()
+    #: (fingerprint, receiver, reason) held back by a silence, mute or inhibition
+    suppressed: tuple[tuple[str, str, str], ...] = ()
+    #: firing alerts past the ``ends_at`` they announced, now resolved
+    expired_alerts: tuple[str, ...] = ()
+    #: silences deleted (expired more than SILENCE_RETENTION ago)
+    silences_deleted: tuple[str, ...] = ()
+    #: resolved alert states deleted (resolved more than RESOLVED_RETENTION ago)
+    states_deleted: tuple[str, ...] = ()
+
+
+def tick(deps: RouterDeps) -> TickOutcome:
+    """The scheduled pass (Cloud Scheduler, every 5 min): what no delivery will do.
+
+    - A firing alert past the ``ends_at`` it announced (a test notification) is resolved.
+    - Each firing alert is told to each receiver in its current repeat slot
+      (:func:`repeat_slot`) unless that slot's record exists: a repeat after
+      ``repeat_interval``, and the first notification of an alert whose silence, mute
+      time or inhibition is over.
+    - A resolution not yet told to a receiver that got the firing (it was silenced at
+      the time) is told.
+    - Silences expired more than SILENCE_RETENTION ago and resolved states older than
+      RESOLVED_RETENTION are deleted.
+
+    Claims are shared with the deliveries (same ledger keys), so a tick running with a
+    delivery sends nothing twice. TransientError (after every alert was tried) when a
+    receiver could not be reached: the tick's redelivery retries it.
+    """
+    now = deps.now()
+    expired: list[str] = []
+    for state in active_alerts(deps):
+        a = state.alert
+        if a.status == "firing" and a.ends_at is not None and a.ends_at <= now:
+            applied: list[bool] = []
+            update_active(deps, a.fingerprint, _expire(a, now, applied))
+            if any(applied):
+                expired.append(a.fingerprint)
+
+    deleted_silences: list[str] = []
+    current: list[Silence] = []
+    for silence in silences(deps):
+        if silence.ends_at + SILENCE_RETENTION <= now and silence.name:
+            with contextlib.suppress(NotFound):
+                deps.store.delete(deps.bucket, silence.name)
+            deleted_silences.append(silence.id)
+        elif silence.active_at(now):
+            current.append(silence)
+
+    states = active_alerts(deps)
+    firing = [s.alert for s in states if _firing(s.alert, now)]
+    notified: list[tuple[str, str, str, int]] = []
+    suppressed: list[tuple[str, str, str]] = []
+    transient: list[str] = []
+    deleted_states: list[str] = []
+    for state in states:
+        a = state.alert
+        if not _firing(a, now):
+            if a.status == "firing":
+                continue  # past its ends_at, and someone else is resolving it
+            ends_at = a.ends_at or a.starts_at
+            if ends_at + RESOLVED_RETENTION <= now:
+                if _delete_if_unchanged(deps, a):
+                    deleted_states.append(a.fingerprint)
+                continue
+            if ends_at < now - RESOLVE_WINDOW:
+                continue
+        seen: set[str] = set()
+        for route in routes_for(deps.alerting, a.labels):
+            if route.receiver in seen:
+                continue
+            seen.add(route.receiver)
+            slot = repeat_slot(route, a, now) if a.status == "firing" else 0
+            result = _route_to(deps, route, a, firing, current, now, slot=slot)
+            if result.result == "sent":
+                notified.append((a.fingerprint, route.receiver, a.status, slot))
+            elif result.result == "suppressed":
+                suppressed.append((a.fingerprint, route.receiver, result.detail))
+            elif result.result == "transient":
+                transient.append(f"{a.fingerprint}/{route.receiver}")
+    outcome = TickOutcome(
+        notified=tuple(notified),
+        suppressed=tuple(suppressed),
+        expired_alerts=tuple(expired),
+        silences_deleted=tuple(deleted_silences),
+        states_deleted=tuple(deleted_states),
+    )
+    if transient:
+        raise TransientError(f"tick: receivers failed for {', '.join(transient)}; retry later")
+    return outcome
+
+
+def _expire(
+    alert: Alert, now: datetime, applied: list[bool]
+) -> Callable[[ActiveAlert | None], ActiveAlert | None]:
+    """The change resolving ``alert`` (``applied`` says whether the last try changed it)."""
+
+    def change(current: ActiveAlert | None) -> ActiveAlert | None:
+        applied[:] = [False]
+        if current is None:
+            return None
+        a = current.alert
+        if a.status != "firing" or a.starts_at != alert.starts_at:
+            return None  # resolved or a new episode since
+        if a.ends_at is None or a.ends_at > now:
+            return None
+        applied[:] = [True]
+        return replace(current, alert=replace(a, status="resolved"), updated_at=now)
+
+    return change
+
+
+def _delete_if_unchanged(deps: RouterDeps, alert: Alert) -> bool:
+    """Delete a long-resolved state unless it changed since it was listed (the port has
+    no conditional delete: a new episode written in the instant between this read and
+    the delete would be lost; its next delivery or the tick's stale check re-creates it)."""
+    name = active_name(alert.fingerprint)
+    found = deps.store.read_versioned(deps.bucket, name)
+    if found is None:
+        return False
+    if ActiveAlert.from_bytes(found[0]).alert != alert:
+        return False
+    with contextlib.suppress(NotFound):
+        deps.store.delete(deps.bucket, name)
+    return True
