@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from shared.cli.common import (
@@ -275,7 +276,7 @@ def cmd_demo(settings: Settings, adapters: Adapters, args: argparse.Namespace) -
     from shared.services.inventory import verify_run
 
     t0 = time.monotonic()
-    steps = 6 if settings.slos.objectives else 4
+    steps = (7 if settings.alerting.route is not None else 6) if settings.slos.objectives else 4
     print(f"1/{steps} seeding the demo warehouse")
     cmd_seed(settings, adapters, argparse.Namespace(json=False))
     print(f"\n2/{steps} nightly backup")
@@ -301,6 +302,8 @@ def cmd_demo(settings: Settings, adapters: Adapters, args: argparse.Namespace) -
     evaluation = None
     if settings.slos.objectives:
         evaluation = _demo_slos(settings, adapters, steps)
+        if settings.alerting.route is not None:
+            _demo_alerts(settings, adapters, evaluation, steps)
     b = settings.backups
     layout = RunLayout(b.bucket, b.prefix, manifest.run_id)
     print("\n== summary ==")
@@ -342,7 +345,13 @@ def _demo_slos(settings: Settings, adapters: Adapters, steps: int) -> Any:
     import base64
 
     from shared.cli.sla import _deps, _table
-    from shared.services.sla import SlaRequest, SloStatus, evaluate
+    from shared.services.sla import (
+        SlaRequest,
+        SloStatus,
+        cadence_of,
+        evaluate,
+        evaluation_instant,
+    )
     from shared.services.sla_backfill import backfill
 
     deps = _deps(settings, adapters)
@@ -355,8 +364,9 @@ def _demo_slos(settings: Settings, adapters: Adapters, steps: int) -> Any:
           "(Monitoring takes the last 25 h only)")  # fmt: skip
     for name, why in filled.skipped_slos.items():
         print(f"  not back-filled: {name}: {why}")
-    print(f"\n6/{steps} evaluating the SLOs now")
-    outcome = evaluate(SlaRequest(), deps)
+    previous = evaluation_instant(settings, deps.now()) - cadence_of(settings)
+    print(f"\n6/{steps} evaluating the SLOs at {previous:%H:%M}Z (the last slot)")
+    outcome = evaluate(SlaRequest(at=previous), deps)
     _table([SloStatus(a.slo, a) for a in outcome.assessments])
     for event in outcome.events:
         t = event.transition
@@ -373,3 +383,75 @@ def _demo_slos(settings: Settings, adapters: Adapters, steps: int) -> Any:
         print(f"  {shown['attributes']['event_type']} on the local bus{where}:\n"
               f"  {json.dumps(body)[:400]}...")  # fmt: skip
     return outcome
+
+
+def _demo_alerts(settings: Settings, adapters: Adapters, evaluation: Any, steps: int) -> None:
+    """Route the evaluation's events through the alert router to the local receivers; then a
+    simulated fix, the next evaluation, and its resolutions routed the same way."""
+    import base64
+    from datetime import UTC, datetime
+
+    from shared.alerting_config import FileConfig, Receiver
+    from shared.cli.sla import _deps
+    from shared.events import PubSubMessage
+    from shared.services.alert_inputs import alert_from_message
+    from shared.services.alert_router import RouterDeps, handle_alert
+    from shared.services.sla import SlaRequest, evaluate
+
+    # the production routes, decided exactly as configured; receivers whose secrets this
+    # machine doesn't have deliver to local files of the same name instead
+    secrets_dir = Path(settings.local.root) / "secrets"
+    receivers = []
+    for r in settings.alerting.receivers:
+        remote = r.slack_configs or r.pagerduty_configs or r.webhook_configs
+        names = [c.webhook_url_secret for c in r.slack_configs]
+        names += [c.routing_key_secret for c in r.pagerduty_configs]
+        names += [c.url_secret for c in r.webhook_configs]
+        if remote and not all((secrets_dir / n).is_file() for n in names):
+            r = Receiver(name=r.name, file_configs=[FileConfig(path=f"alerts/{r.name}.jsonl")])
+        receivers.append(r)
+    alerting = settings.alerting.model_copy(update={"receivers": receivers})
+    demo = settings.model_copy(update={"alerting": alerting})
+    router = RouterDeps.of(demo, adapters)
+    bus = getattr(adapters.publisher, "messages", None)
+    if not callable(bus):
+        return
+
+    def route(events: Any, what: str) -> None:
+        ids = {e.message_id for e in events}
+        for m in bus(settings.slos.alerts_topic):
+            if m["messageId"] not in ids:
+                continue
+            message = PubSubMessage(
+                base64.b64decode(m["data"]), m["attributes"], m["messageId"], None
+            )
+            alert = alert_from_message(message, topic_kind="alerts", received_at=datetime.now(UTC))
+            if alert is None:
+                continue
+            outcome = handle_alert(alert, router)
+            for r in outcome.receivers:
+                print(f"  {what:<9} {alert.labels.get('alertname', '')[:44]:<44} -> "
+                      f"{r.receiver:<16} {r.result}")  # fmt: skip
+
+    print(f"\n7/{steps} alert router: the events to their receivers "
+          f"(local files under {Path(settings.local.root) / 'alerts'})")  # fmt: skip
+    route(evaluation.events, "firing")
+    # a simulated fix: the stale tables are reloaded (their metadata says so)
+    fresh = next((a for a in evaluation.assessments if a.slo.name == "data_freshness"), None)
+    touch = getattr(adapters.warehouse, "touch", None)
+    if fresh is None or not callable(touch):
+        return
+    stale = json.loads(fresh.record.detail).get("stale", [])
+    now = datetime.now(UTC)
+    for table in stale:
+        touch(TableRef.parse(table), now)
+    print(f"  simulated fix: {', '.join(stale)} reloaded; evaluating the current slot")
+    after = evaluate(SlaRequest(), _deps(settings, adapters))
+    route(after.events, "resolved" if after.events else "")
+    recovered = [
+        e.transition.slo for e in after.events if e.transition.event_type == "slo.recovered"
+    ]
+    print(
+        f"  recovered: {', '.join(recovered) or 'none'}; ledger: opsuite alerts log, "
+        "what fires: opsuite alerts active"
+    )

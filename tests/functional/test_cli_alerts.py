@@ -70,3 +70,47 @@ def test_alerting_config_errors_name_the_path(
     assert main(["--config", str(path), "alerts", "route", "--labels", "a=b"]) == EXIT_CONFIG
     err = capsys.readouterr().err
     assert "routing_key_secret" in err and "R0UT1NGKEY" not in err
+
+
+def test_demo_routes_a_breach_and_its_resolution_then_log_active_and_silences(
+    config: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", config, "demo"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "7/7 alert router" in out
+    routed = [line for line in out.splitlines() if "-> oncall" in line]
+    assert any(line.split()[0] == "firing" and line.endswith("sent") for line in routed)
+    assert any(line.split()[0] == "resolved" and line.endswith("sent") for line in routed)
+    # delivered to the local files standing in for PagerDuty (no secrets on this machine)
+    oncall = [
+        json.loads(x) for x in (tmp_path / "local/alerts/oncall.jsonl").read_text().splitlines()
+    ]
+    assert {n["status"] for n in oncall} == {"firing", "resolved"}
+
+    assert main(["--config", config, "alerts", "log", "--json"]) == EXIT_OK
+    log = json.loads(capsys.readouterr().out)
+    assert {r["status"] for r in log} >= {"firing", "resolved", "suppressed"}
+    first = [r for r in log if r["status"] == "firing" and r.get("detection_seconds") is not None]
+    assert first and all(r["detection_seconds"] >= 0 for r in first)
+    assert main(["--config", config, "alerts", "active", "--json"]) == EXIT_OK
+    firing = json.loads(capsys.readouterr().out)
+    assert firing and all(a["status"] == "firing" for a in firing)
+    assert "data_freshness" not in {a["labels"].get("slo") for a in firing
+                                    if a["labels"].get("condition") == "sli"}  # fmt: skip
+
+    add = ["--config", config, "silence", "add", "--matcher", 'slo="model_accuracy"',
+           "--for", "2h", "--comment", "retraining", "--json"]  # fmt: skip
+    assert main(add) == EXIT_OK
+    silence = json.loads(capsys.readouterr().out)
+    assert main(["--config", config, "silence", "list", "--json"]) == EXIT_OK
+    assert [s["id"] for s in json.loads(capsys.readouterr().out)] == [silence["id"]]
+    assert main(["--config", config, "silence", "expire", silence["id"]]) == EXIT_OK
+    capsys.readouterr()
+    assert main(["--config", config, "silence", "list", "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out) == []
+    # a silence needs matchers that parse, a reason, and a bounded duration
+    bad = ["--config", config, "silence", "add", "--matcher", "slo=~(", "--for", "2h",
+           "--comment", "x"]  # fmt: skip
+    assert main(bad) == EXIT_USAGE
+    assert main([*bad[:4], "--matcher", 'slo="x"', "--for", "400d", "--comment", "x"]) == EXIT_USAGE
+    assert main(["--config", config, "silence", "expire", "nope"]) != EXIT_OK
