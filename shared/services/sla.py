@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from shared.composition import Adapters
 from shared.config import (
     AvailabilitySli,
+    DetectionSli,
     FreshnessSli,
     RatioSli,
     RecoveryTimeSli,
@@ -52,6 +53,7 @@ from shared.models import (
 )
 from shared.ports import EvaluationHistory, MetricWriter, ObjectStore, Publisher, Warehouse
 from shared.retry import Clock, retry_transient
+from shared.services.detection import Detection, detections
 from shared.services.health import (
     HealthDeps,
     HealthRequest,
@@ -311,8 +313,15 @@ def gather(
     if any(isinstance(s.sli, RecoveryTimeSli) for s in slos):
         drill = _soft(deps, lambda: newest_drill_summary(deps), "restore drill records")
         looked_up = True
+    found: Sequence[Detection] | Unavailable | None = None
+    detection_slos = [s for s in slos if isinstance(s.sli, DetectionSli)]
+    if detection_slos:
+        start = min(since.get(s.name, at - cadence_of(settings)) for s in detection_slos)
+        b = settings.backups
+        found = _soft(deps, lambda: detections(deps.store, b.bucket, start, at), "the alert ledger")
     inputs = Inputs(
         at=at,
+        detections=found,
         freshness=freshness,
         checks=states,
         runs=runs,
@@ -379,13 +388,13 @@ def evaluate(request: SlaRequest, deps: SlaDeps) -> EvaluationOutcome:
     }
     missing = [s for s in slos if existing[s.name] is None]
     if late:
-        # a later evaluation counted these runs already: don't count them twice
-        missing = [s for s in missing if not isinstance(s.sli, RatioSli)]
+        # a later evaluation counted these runs / incidents already: not twice
+        missing = [s for s in missing if not isinstance(s.sli, RatioSli | DetectionSli)]
 
     since = {
         s.name: ratio_since(by_slo[s.name], at, timedelta(seconds=s.window.seconds), cadence)
         for s in missing
-        if isinstance(s.sli, RatioSli)
+        if isinstance(s.sli, RatioSli | DetectionSli)
     }
     gathered = gather(deps, missing, at, since) if missing else None
     computed: dict[str, EvaluationRecord] = {}

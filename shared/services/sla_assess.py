@@ -17,8 +17,8 @@ State (stored in each history row, so the next evaluation knows the previous one
   their rate.
 Each change is one transition: ``slo.breached`` when breaching or exhausted starts,
 ``slo.burn_rate`` when burning starts or its fastest firing pair changes,
-``slo.recovered`` when one of them ends. An SLO whose SLI can't be measured yet
-(``detection``) has no state and sends nothing.
+``slo.recovered`` when one of them ends. An SLO whose SLI can't be measured has no
+state and sends nothing (none today: ``detection`` reads the alert router's ledger).
 
 Budgets of windows-based SLIs are shares of the window's slots (the allowed bad time:
 28 d at 99 % = 403 min), so one bad slot of a new deployment spends 15 min of it;
@@ -45,7 +45,7 @@ from shared.services.sla_budget import (
     WindowStats,
     burn_alerts_over,
 )
-from shared.services.sla_sli import UNMEASURED_KINDS, WINDOW_TARGET_KINDS, SliResult
+from shared.services.sla_sli import REQUEST_KINDS, UNMEASURED_KINDS, WINDOW_TARGET_KINDS, SliResult
 
 EventType = Literal["slo.breached", "slo.recovered", "slo.burn_rate"]
 _COMPLIANCE_TOLERANCE = 1e-12
@@ -231,7 +231,7 @@ def series_of(slo: Slo, rows: Iterable[EvaluationRecord], cadence: timedelta) ->
 
 def add_to_series(series: SlotSeries, slo: Slo, row: EvaluationRecord) -> None:
     events = None
-    if slo.sli.kind == "ratio" and row.total_events is not None:
+    if slo.sli.kind in REQUEST_KINDS and row.total_events is not None:
         events = (row.good_events or 0, row.total_events)
     series.append(row.at, row.good, events)
 
@@ -308,7 +308,7 @@ def assess_next(
             recorded_at=recorded_at,
         )
     add_to_series(series, slo, record)
-    request_based = slo.sli.kind == "ratio"
+    request_based = slo.sli.kind in REQUEST_KINDS
 
     def stats_for(length: timedelta) -> WindowStats:
         return series.events(at, length) if request_based else series.slots(at, length)

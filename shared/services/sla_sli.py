@@ -24,6 +24,7 @@ from shared.config import (
     ThresholdSli,
 )
 from shared.models import DailyAggregate, RunBucket
+from shared.services.detection import Detection
 
 #: what the availability SLI knows of one health check: "error" = it could not run
 CheckState = Literal["pass", "warn", "fail", "error"]
@@ -81,6 +82,8 @@ class Inputs:
     drill: DrillSummary | Unavailable | None = None
     #: the newest drill lookup was made (None above then means "no drill recorded")
     drill_looked_up: bool = False
+    #: incidents first notified, from the alert router's ledger (filtered per SLO)
+    detections: Sequence[Detection] | Unavailable | None = None
 
 
 @dataclass(frozen=True)
@@ -96,13 +99,15 @@ def unknown(reason: str, **detail: Any) -> SliResult:
     return SliResult(None, None, detail={"unknown": reason, **detail})
 
 
-#: SLI kinds that can't be measured yet (their evaluations are all unknown, and the
-#: evaluator sends no budget or burn-rate events for them)
-UNMEASURED_KINDS = frozenset({"detection"})
+#: SLI kinds that can't be measured (their evaluations are all unknown, and the evaluator
+#: sends no budget or burn-rate events for them): none any more
+UNMEASURED_KINDS: frozenset[str] = frozenset()
 #: SLI kinds whose SLA is a ratio over the window: breaching = compliance < objective.
 #: The others state a bound that holds at every instant (age < 24 h, MAE < 4.5, RTO <
 #: 8 h): breaching = the current evaluation is bad.
-WINDOW_TARGET_KINDS = frozenset({"availability", "ratio"})
+WINDOW_TARGET_KINDS = frozenset({"availability", "ratio", "detection"})
+#: request-based SLIs: compliance = good events / events (runs; incidents)
+REQUEST_KINDS = frozenset({"ratio", "detection"})
 
 
 def freshness_tables(slo: FreshnessSli, configured: Sequence[str]) -> list[str]:
@@ -255,11 +260,28 @@ def sli_recovery_time(sli: RecoveryTimeSli, inputs: Inputs) -> SliResult:
     return SliResult(not problems, value, detail=detail)
 
 
-def sli_detection(sli: DetectionSli, inputs: Inputs) -> SliResult:
-    return unknown(
-        "not measured yet: the alert router's delivery ledger (issue 9) will provide the "
-        f"minutes from an incident's start to its first notification (limit {sli.max_minutes:g})"
-    )
+def sli_detection(sli: DetectionSli, inputs: Inputs, since: datetime) -> SliResult:
+    """Request-based over the alert router's ledger: each incident first notified since
+    the previous evaluation is an event, good when notified within ``max_minutes`` of
+    its start. An interval without incidents is good with no events (nothing was late)."""
+    found = inputs.detections
+    if found is None:
+        return unknown("the alert router's ledger was not read")
+    if isinstance(found, Unavailable):
+        return unknown(found.reason)
+    limit = sli.max_minutes * 60
+    seconds = [d.seconds for d in found if since < d.notified_at <= inputs.at]
+    good = sum(1 for s in seconds if s <= limit)
+    worst = max(seconds, default=None)
+    detail: dict[str, Any] = {
+        "since": since.isoformat(),
+        "incidents": len(seconds),
+        "late": len(seconds) - good,
+        "max_minutes": sli.max_minutes,
+        "minutes": [round(s / 60, 2) for s in seconds][:50],
+    }
+    value = None if worst is None else round(worst / 60, 3)
+    return SliResult(good == len(seconds), value, good, len(seconds), detail)
 
 
 def compute(
@@ -277,4 +299,4 @@ def compute(
         return sli_threshold(sli, inputs)
     if isinstance(sli, RecoveryTimeSli):
         return sli_recovery_time(sli, inputs)
-    return sli_detection(sli, inputs)
+    return sli_detection(sli, inputs, ratio_since)

@@ -114,3 +114,40 @@ def test_demo_routes_a_breach_and_its_resolution_then_log_active_and_silences(
     assert main(bad) == EXIT_USAGE
     assert main([*bad[:4], "--matcher", 'slo="x"', "--for", "400d", "--comment", "x"]) == EXIT_USAGE
     assert main(["--config", config, "silence", "expire", "nope"]) != EXIT_OK
+
+
+def test_the_detection_sli_counts_incidents_from_the_router_ledger(tmp_path: Path) -> None:
+    """An incident that started 40 min before its first notification is late (> 30 min);
+    one notified 10 min after its start is on time; both land in the next evaluation."""
+    import hashlib
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+
+    from shared.models import Alert
+    from shared.services.alert_router import RouterDeps, handle_alert
+    from shared.services.sla import SlaDeps, SlaRequest, evaluate
+    from shared.services.sla_budget import floor_to_cadence
+    from tests.helpers import make_example_stack
+
+    stack = make_example_stack(tmp_path)
+    q = timedelta(minutes=15)
+    at = floor_to_cadence(datetime.now(UTC), q)
+    notified = at - timedelta(minutes=5)  # inside (at - 15 min, at]
+    router = replace(RouterDeps.of(stack.settings, stack.adapters), now=lambda: notified)
+    for name, started in (("late", notified - timedelta(minutes=40)),
+                          ("on_time", notified - timedelta(minutes=10))):  # fmt: skip
+        labels = {"alertname": name, "severity": "P3", "test": "true"}  # → the local receiver
+        fingerprint = hashlib.sha256(name.encode()).hexdigest()[:32]
+        alert = Alert(fingerprint, "firing", "P3", labels, {"summary": name},
+                      started, None, "monitoring", name)  # fmt: skip
+        handle_alert(alert, router)
+
+    deps = SlaDeps.of(stack.settings, stack.adapters)
+    outcome = evaluate(
+        SlaRequest(at=at, slos=("incident_detection",)), replace(deps, now=lambda: at)
+    )
+    (detection,) = outcome.assessments
+    r = detection.record
+    assert (r.good, r.good_events, r.total_events) == (False, 1, 2)
+    assert r.value == 40.0  # the worst, in minutes: the SLI's metric (slo/sli)
+    assert json.loads(r.detail)["late"] == 1

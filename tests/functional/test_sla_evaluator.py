@@ -101,8 +101,9 @@ def test_scheduled_evaluation_records_writes_and_announces(sla_stack: Stack, pos
     assert json.loads(by["data_freshness"].detail)["stale"]
     # no restore drill has run: the recovery time is unproven, which is a breach
     assert by["bigquery_recovery_time"].good is False
-    # detection is not measured yet: unknown, no state
-    assert by["incident_detection"].good is None
+    # detection reads the alert router's ledger: no incident notified yet, a good interval
+    assert by["incident_detection"].good is True
+    assert by["incident_detection"].total_events == 0
     assert by["incident_detection"].breaching is False
     # model accuracy is measured (a value, the baseline beside it)
     accuracy = json.loads(by["model_accuracy"].detail)

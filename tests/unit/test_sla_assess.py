@@ -620,13 +620,18 @@ def test_ratio_since_defaults_to_one_cadence_back_and_is_bounded_by_the_window()
     assert ratio_since(old, AT, timedelta(days=1), Q) == AT - timedelta(days=1)
 
 
-def test_detection_is_unmeasured_no_state_no_budget_no_events() -> None:
-    # every evaluation unknown: burning everything by the numbers, but nothing applies
-    a = run(DETECT, UNKNOWN, back(DETECT, 12, good=None))
-    assert not a.measured
-    assert a.state == SloState()
-    assert a.record.budget_remaining is None
-    assert a.transitions == []
+def test_detection_is_request_based_over_incidents() -> None:
+    # 19 incidents on time earlier, now 1 late of 1: 19/20 = 0.95 at the objective (0.95)
+    history = [row(DETECT, AT - i * Q, True, events=(1, 1)) for i in range(1, 20)]
+    a = run(DETECT, SliResult(False, 45.0, 0, 1), history)
+    assert a.measured
+    assert a.record.compliance == pytest.approx(0.95)
+    assert not a.record.breaching  # the budget (1 late of 20 allowed) is spent, not overspent
+    # one more late incident: 19/21 < 0.95, overspent: breaching (ratio-stated: no budget event)
+    worse = run(DETECT, SliResult(False, 40.0, 0, 1), [*history, a.record], at=AT + Q)
+    assert worse.record.breaching
+    assert ("slo.breached", "sli") in [(t.event_type, t.condition) for t in worse.transitions]
+    assert "budget" not in [t.condition for t in worse.transitions]
 
 
 def test_record_carries_the_sli_result_and_the_given_detail() -> None:

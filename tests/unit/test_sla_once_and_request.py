@@ -318,19 +318,24 @@ def test_metric_points_of_the_six_example_slos(example: Settings) -> None:
     series = [p.series for p in points]
     assert len(series) == len(set(series)) <= 200  # one point per series, one request
     by_type = _by_type(points)
-    # detection: only slo/unknown = 1 (no value, no good/bad, no window metrics)
-    detection = [p for p in points if p.labels.get("slo") == "incident_detection"]
-    assert [(p.metric_type.removeprefix(PREFIX), p.value) for p in detection] == [
-        ("slo/unknown", 1)
-    ]
+    # detection without the ledger read: unknown = 1, no value, no good/bad
+    detection = {
+        p.metric_type.removeprefix(PREFIX): p.value
+        for p in points
+        if p.labels.get("slo") == "incident_detection"
+    }
+    assert detection["slo/unknown"] == 1
+    assert "slo/sli" not in detection and "slo/good" not in detection
     # burn rates: one per distinct window length of the pairs, per measured SLO
     measured = {a.slo.name for a in assessments if a.measured}
-    assert len(measured) == 5
-    for name in measured:
+    assert len(measured) == 6
+    # detection counted no incident events (the ledger was not read): no window metrics
+    windowed = measured - {"incident_detection"}
+    for name in windowed:
         windows = [p.labels["window"] for p in by_type["slo/burn_rate"] if p.labels["slo"] == name]
         assert sorted(windows) == sorted(["15m", "1h", "6h", "3d"])
-    assert {p.labels["slo"] for p in by_type["slo/compliance"]} == measured
-    assert {p.labels["slo"] for p in by_type["slo/budget_remaining_minutes"]} == measured
+    assert {p.labels["slo"] for p in by_type["slo/compliance"]} == windowed
+    assert {p.labels["slo"] for p in by_type["slo/budget_remaining_minutes"]} == windowed
     # freshness age per configured table, the worst 7.0 h (13th table: 1 + 12/2)
     ages = {p.labels["table"]: p.value for p in by_type["freshness/age_hours"]}
     assert set(ages) == set(_tables(example))

@@ -17,6 +17,7 @@ from shared.config import (
     ThresholdSli,
 )
 from shared.models import DailyAggregate, RunBucket
+from shared.services.detection import Detection
 from shared.services.sla_sli import (
     AggregateKey,
     DrillSummary,
@@ -435,20 +436,39 @@ def test_recovery_not_looked_up_or_unavailable_is_unknown() -> None:
 # --- detection --------------------------------------------------------------------------
 
 
-def test_detection_is_always_unknown() -> None:
-    everything = Inputs(
-        at=AT,
-        freshness={T1: 1.0},
-        checks={"freshness": "pass"},
-        runs=[],
-        drill=drill(),
-        drill_looked_up=True,
-    )
+def _incident(minutes_late: float, notified_ago: timedelta) -> Detection:
+    notified = AT - notified_ago
+    return Detection("f" * 32, notified - timedelta(minutes=minutes_late), notified)
+
+
+def test_detection_counts_the_incidents_first_notified_in_the_interval() -> None:
     sli = DetectionSli.model_validate({"kind": "detection", "max_minutes": 30})
-    result = sli_detection(sli, everything)
-    assert (result.good, result.value) == (None, None)
-    assert "not measured" in result.detail["unknown"]
+    found = [
+        _incident(12, timedelta(minutes=5)),  # in (AT - Q, AT]: 12 min, within 30
+        _incident(45, timedelta(minutes=1)),  # in: 45 min late
+        _incident(2, Q),  # exactly at since: out (the previous interval counted it)
+        _incident(1, timedelta(hours=2)),  # long before: out
+    ]
+    result = sli_detection(sli, Inputs(at=AT, detections=found), AT - Q)
+    # 2 incidents, 1 within 30 min: a bad interval, events 1 of 2, worst 45 min
+    assert (result.good, result.good_events, result.total_events) == (False, 1, 2)
+    assert result.value == 45.0
+    assert result.detail["late"] == 1 and result.detail["minutes"] == [12.0, 45.0]
+    # no incident: a good interval without events (nothing was late)
+    quiet = sli_detection(sli, Inputs(at=AT, detections=[]), AT - Q)
+    assert (quiet.good, quiet.value, quiet.total_events) == (True, None, 0)
+    # exactly 30 minutes is in time
+    on_time = sli_detection(sli, Inputs(at=AT, detections=[_incident(30, Q / 2)]), AT - Q)
+    assert on_time.good is True
+
+
+def test_detection_without_the_ledger_is_unknown() -> None:
+    sli = DetectionSli.model_validate({"kind": "detection"})
+    assert sli_detection(sli, Inputs(at=AT), AT - Q).good is None
+    down = Inputs(at=AT, detections=Unavailable("bucket unreachable"))
+    result = sli_detection(sli, down, AT - Q)
+    assert result.good is None and "bucket unreachable" in result.detail["unknown"]
     via_compute = compute(
-        slo({"kind": "detection"}), everything, freshness_configured=[T1], ratio_since=AT - Q
+        slo({"kind": "detection"}), down, freshness_configured=[T1], ratio_since=AT - Q
     )
     assert via_compute.good is None
