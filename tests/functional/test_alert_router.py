@@ -8,6 +8,7 @@ that has the test-only loopback allowance).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import threading
@@ -567,3 +568,20 @@ def test_a_test_notification_resolves_on_the_tick_once_its_ttl_passes(
     assert post(tick_event("5550003")).status_code == 200
     assert local_stack.adapters.store.list(BUCKET, ACTIVE_PREFIX) == []
     assert len(notifications(local_stack)) == 2
+
+
+def test_every_malformed_input_case_is_acknowledged_through_the_function(
+    local_stack: Stack, post: Callable[[dict[str, Any]], Any]
+) -> None:
+    """The alert-input suite's malformed messages (tests/unit/test_alert_inputs.py), each
+    delivered as a real Pub/Sub CloudEvent: acknowledged, nothing sent, nothing stored."""
+    from tests.unit.test_alert_inputs import MALFORMED as INPUT_CASES
+
+    assert len(INPUT_CASES) + len(MALFORMED) >= 30
+    for case, (body, attributes, _kind, _why) in sorted(INPUT_CASES.items()):
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        event = pubsub_event(raw_data=base64.b64encode(raw).decode(), attributes=attributes)
+        response = post(event)
+        assert response.status_code == 200, (case, response.data[:200])
+    assert notifications(local_stack) == []
+    assert local_stack.adapters.store.list(BUCKET, "_opsuite/alerts/") == []
