@@ -55,6 +55,14 @@ def add_silence(deps: RouterDeps, request: SilenceRequest) -> Silence:
             parse_matcher(text)
         except ValueError as exc:
             raise BadInput(f"matcher {text[:80]!r}: {exc}") from None
+    parsed = [parse_matcher(m) for m in request.matchers]
+    if all(m.matches("") for m in parsed):
+        # as Alertmanager: a silence whose matchers all match the empty string would mute
+        # every alert (team="", severity!="P9", alertname=~".*")
+        raise BadInput(
+            "at least one matcher must not match an empty label value "
+            "(these would silence every alert)"
+        )
     if not request.comment.strip():
         raise BadInput("a silence needs a --comment saying why (it is shown to the on-call)")
     try:

@@ -490,3 +490,15 @@ def test_configure_logging_installs_the_filter(
     installed = [h for h in root.handlers if isinstance(h, shared_log._StdoutHandler)]
     for handler in installed:  # already there before this test: the filter was added to it
         assert any(isinstance(f, shared_log.RedactionFilter) for f in handler.filters)
+
+
+def test_gcp_strips_one_trailing_newline_and_redacts_what_receivers_use() -> None:
+    """``gcloud secrets versions add --data-file`` keeps the file's newline; the value is
+    the line (as the local store reads its files), and the form a receiver uses is
+    redacted too."""
+    with gcp_backend() as backend:
+        name, value = secret_id(), secret_value()
+        backend.add_version(name, value + "\n")
+
+        assert backend.store.get(name) == value
+        assert shared_log.redacted(f"url={value.strip()}") == "url=[redacted]"

@@ -114,6 +114,11 @@ def test_demo_routes_a_breach_and_its_resolution_then_log_active_and_silences(
     assert main(bad) == EXIT_USAGE
     assert main([*bad[:4], "--matcher", 'slo="x"', "--for", "400d", "--comment", "x"]) == EXIT_USAGE
     assert main(["--config", config, "silence", "expire", "nope"]) != EXIT_OK
+    # matchers that all match an empty value would silence everything: refused
+    for matcher in ('team=""', 'severity!="P9"', 'alertname=~".*"'):
+        everything = ["--config", config, "silence", "add", "--matcher", matcher,
+                      "--for", "2h", "--comment", "x"]  # fmt: skip
+        assert main(everything) == EXIT_USAGE, matcher
 
 
 def test_the_detection_sli_counts_incidents_from_the_router_ledger(tmp_path: Path) -> None:

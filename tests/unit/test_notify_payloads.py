@@ -454,3 +454,53 @@ def test_console_notifier_prints_one_clean_line() -> None:
     result = ConsoleNotifier(ConsoleConfig(), stream).send(make_notification(alert))
     assert result.status_code == 200
     assert stream.getvalue() == "opsuite alert [oncall] P0 FIRING DataStale: stale [2J again\n"
+
+
+def test_translated_ipv6_forms_of_private_addresses_are_not_public() -> None:
+    import ipaddress
+
+    from shared.adapters.notify.http import _public
+
+    for text in (
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254 (the metadata server)
+        "64:ff9b:1::a00:1",  # local-use NAT64 of 10.0.0.1
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "::a9fe:a9fe",  # IPv4-compatible
+        "::ffff:10.0.0.1",  # IPv4-mapped
+    ):
+        assert not _public(ipaddress.ip_address(text)), text
+    assert _public(ipaddress.ip_address("64:ff9b::808:808"))  # NAT64 of 8.8.8.8: public
+    assert _public(ipaddress.ip_address("2606:4700:4700::1111"))
+
+
+def test_a_webhook_body_too_big_is_sent_truncated_not_refused() -> None:
+    import json as _json
+    from datetime import UTC, datetime
+
+    from shared.adapters.notify.webhook import fitted_body
+    from shared.models import Alert, Notification
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    alerts = tuple(
+        Alert(
+            f"{i:032x}",
+            "firing",
+            "P2",
+            {"alertname": "Stale", "table": f"t{i}"},
+            {"description": "x" * 4096},
+            now,
+            None,
+            "slo",
+            str(i),
+        )
+        for i in range(120)
+    )
+    notification = Notification("hook", "g", {"alertname": "Stale"}, alerts)
+    body = fitted_body(notification, alerts, 0, 512 * 1024)
+    payload = _json.loads(body)
+    assert len(body) <= 512 * 1024
+    assert 0 < len(payload["alerts"]) < 120
+    assert payload["truncatedAlerts"] == 120 - len(payload["alerts"])
+    # a small group is untouched
+    small = _json.loads(fitted_body(notification, alerts[:3], 0, 512 * 1024))
+    assert (len(small["alerts"]), small["truncatedAlerts"]) == (3, 0)

@@ -99,8 +99,15 @@ class SecretManagerStore:
             response = client.access_secret_version(
                 name=resource, retry=self._retry(), timeout=self.timeout
             )
-        value = _payload_text(resource, response.payload)
+        # as the local store: one trailing newline (``gcloud secrets versions add
+        # --data-file`` keeps the file's) is not part of the value; receivers strip it too,
+        # so register both spellings for redaction
+        raw = _payload_text(resource, response.payload)
+        value = raw.removesuffix("\n").removesuffix("\r")
+        redact(raw)
         redact(value)
+        if value.strip() != value:
+            redact(value.strip())
         self._cache.put(resource, value)
         return value
 

@@ -94,6 +94,22 @@ def webhook_payload(
     }
 
 
+def fitted_body(
+    notification: Notification, alerts: Sequence[Alert], max_alerts: int, limit: int
+) -> bytes:
+    """The v4 body, with alerts dropped from the end (counted in ``truncatedAlerts``, as
+    Alertmanager's ``max_alerts`` does) until it fits ``limit`` bytes: a big group is sent
+    truncated rather than refused. Firing alerts come first, so the last dropped are the
+    ones that matter most."""
+    keep = len(alerts) if max_alerts <= 0 else min(max_alerts, len(alerts))
+    body = json_bytes(webhook_payload(notification, alerts, max_alerts=keep))
+    while len(body) > limit and keep > 1:
+        # shrink in proportion to the excess, at least one alert at a time
+        keep = max(1, min(keep - 1, int(keep * limit / len(body))))
+        body = json_bytes(webhook_payload(notification, alerts, max_alerts=keep))
+    return body
+
+
 def signature(key: bytes, timestamp: str, body: bytes) -> str:
     """``sha256=<hex HMAC-SHA256(key, timestamp + "." + body)>``."""
     digest = hmac.new(key, timestamp.encode("ascii") + b"." + body, hashlib.sha256)
@@ -123,7 +139,9 @@ class WebhookNotifier:
         alerts = alerts_to_send(notification, self.config.send_resolved)
         if not alerts:
             return not_sent(notification)
-        body = json_bytes(webhook_payload(notification, alerts, max_alerts=self.config.max_alerts))
+        body = fitted_body(
+            notification, alerts, self.config.max_alerts, self._http.max_request_bytes
+        )
         url = self._secrets.get(self.config.url_secret).strip()
         secrets = [url]
         headers: dict[str, str] = {}
