@@ -29,8 +29,9 @@ silence held back are the scheduled :func:`tick`'s, so they hold to its granular
 A resolution goes only to receivers that were notified
 of the firing. A receiver failing transiently doesn't stop the others; the delivery then
 raises TransientError so Pub/Sub redelivers and only that receiver is tried again. A
-permanent failure (4xx, unreadable secret) is recorded ``failed`` with the receiver's
-answer and acknowledged.
+secret that can't be read (IAM, a missing or disabled version) counts as transient too
+(nothing is recorded: the redelivery and the tick retry it). A receiver's own permanent
+answer (4xx) is recorded ``failed`` with the answer and acknowledged.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ class RouterDeps:
         from shared.adapters.notify import PAGERDUTY_EVENTS_URL, HttpClient, notifiers_for
 
         client = http if http is not None else HttpClient()
-        secrets: SecretStore = adapters.secrets or _NoSecrets()
+        secrets: SecretStore = _ReportingSecrets(adapters.secrets or _NoSecrets())
         alerting = settings.alerting
         root = Path(settings.local.root)
         url = pagerduty_url or PAGERDUTY_EVENTS_URL
@@ -149,6 +150,29 @@ class RouterDeps:
 class _NoSecrets:
     def get(self, name: str) -> str:
         raise NotFound(f"secret {name!r}: no secret store is configured")
+
+
+class SecretUnavailable(PermanentError):
+    """A receiver's secret could not be read (PermissionDenied, NotFound, a disabled or
+    destroyed version: the SecretStore port's PermanentError). Raised at once (no retry
+    within the delivery), but the router treats it as transient for the delivery: an IAM
+    binding still propagating or a secret version being rotated is fixed in minutes,
+    unlike a receiver's own 4xx answer (a bad payload), which stays permanent."""
+
+
+class _ReportingSecrets:
+    """The receivers' SecretStore, marking its permanent failures as SecretUnavailable."""
+
+    def __init__(self, inner: SecretStore) -> None:
+        self._inner = inner
+
+    def get(self, name: str) -> str:
+        try:
+            return self._inner.get(name)
+        except SecretUnavailable:
+            raise
+        except PermanentError as exc:
+            raise SecretUnavailable(f"{exc} ({type(exc).__name__})") from exc
 
 
 # -- the stored state -----------------------------------------------------------------
@@ -207,12 +231,18 @@ class ActiveAlert:
     #: receiver → {"status", "at", "slot"} of the newest notification accepted
     notified: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     updated_at: datetime | None = None
+    #: the newest open (firing message) seen: its own ``starts_at`` and ``source_id``
+    #: (the episode keeps its first start; a close of an older incident is stale)
+    open_started_at: datetime | None = None
+    open_source_id: str | None = None
 
     def to_bytes(self) -> bytes:
         body = {
             **alert_to_json(self.alert),
             "notified": {k: dict(v) for k, v in sorted(self.notified.items())},
             "updated_at": _iso(self.updated_at),
+            "open_started_at": _iso(self.open_started_at),
+            "open_source_id": self.open_source_id,
         }
         return json.dumps(body, sort_keys=True).encode()
 
@@ -220,10 +250,13 @@ class ActiveAlert:
     def from_bytes(cls, data: bytes) -> ActiveAlert:
         body = json.loads(data)
         notified = body.get("notified") or {}
+        source = body.get("open_source_id")
         return cls(
             alert_from_json(body),
             {str(k): dict(v) for k, v in notified.items()},
             _instant(body.get("updated_at")),
+            _instant(body.get("open_started_at")),
+            None if source is None else str(source),
         )
 
     def firing_at(self, now: datetime) -> bool:
@@ -271,22 +304,33 @@ class Merge:
 def merge(current: ActiveAlert | None, alert: Alert, now: datetime) -> Merge:
     """The stored state after ``alert`` arrives (pure; applying it twice changes nothing)."""
     if current is None:
-        if alert.status == "resolved" and alert.ends_at is None:
-            alert = replace(alert, ends_at=alert.starts_at)
-        return Merge(ActiveAlert(alert, {}, now), stale=False)
+        if alert.status == "resolved":
+            if alert.ends_at is None:
+                alert = replace(alert, ends_at=alert.starts_at)
+            return Merge(ActiveAlert(alert, {}, now), stale=False)
+        return Merge(ActiveAlert(alert, {}, now, alert.starts_at, alert.source_id), stale=False)
     old = current.alert
     if alert.status == "firing":
         if old.status == "resolved":
             if old.ends_at is not None and alert.starts_at <= old.ends_at:
                 return Merge(current, stale=True)  # the open of what is already closed
-            return Merge(ActiveAlert(alert, {}, now), stale=False)  # a new episode
+            # a new episode
+            return Merge(ActiveAlert(alert, {}, now, alert.starts_at, alert.source_id), False)
+        opened_at, opened_id = current.open_started_at, current.open_source_id
+        if opened_at is None or alert.starts_at >= opened_at:  # the newest open so far
+            opened_at, opened_id = alert.starts_at, alert.source_id
         alert = replace(alert, starts_at=old.starts_at)  # the episode keeps its first start
-        if alert == old:
+        if alert == old and (opened_at, opened_id) == (
+            current.open_started_at,
+            current.open_source_id,
+        ):
             return Merge(current, stale=False)
-        return Merge(ActiveAlert(alert, current.notified, now), stale=False)
+        return Merge(ActiveAlert(alert, current.notified, now, opened_at, opened_id), False)
     ends_at = alert.ends_at or alert.starts_at
     if ends_at < old.starts_at:
         return Merge(current, stale=True)  # the close of an earlier episode
+    if old.status == "firing" and _closes_older_incident(current, alert, ends_at):
+        return Merge(current, stale=True)  # a late close of an incident older than the open
     if old.status == "resolved" and old.ends_at is not None:
         ends_at = max(ends_at, old.ends_at)
     resolved = replace(
@@ -298,7 +342,18 @@ def merge(current: ActiveAlert | None, alert: Alert, now: datetime) -> Merge:
     )
     if resolved == old:
         return Merge(current, stale=False)
-    return Merge(ActiveAlert(resolved, current.notified, now), stale=False)
+    return Merge(replace(current, alert=resolved, updated_at=now), stale=False)
+
+
+def _closes_older_incident(current: ActiveAlert, close: Alert, ends_at: datetime) -> bool:
+    """Whether ``close`` ends an incident older than the newest open (another incident of
+    the same alert opened since: the alert is still firing). A state written before the
+    newest open was tracked counts the episode's start and source as its newest open."""
+    opened_at = current.open_started_at or current.alert.starts_at
+    opened_id = current.open_source_id or current.alert.source_id
+    if ends_at < opened_at:
+        return True
+    return close.source_id != opened_id and close.starts_at < opened_at
 
 
 def active_alerts(deps: RouterDeps) -> list[ActiveAlert]:
@@ -392,12 +447,58 @@ def ledger_name(
     return f"{LEDGER_PREFIX}{episode_dir(alert, receiver)}/{status}-{slot}{tail}"
 
 
-def repeat_slot(route: RouteMatch, alert: Alert, now: datetime) -> int:
-    """``floor((now - starts_at) / repeat_interval)``: a firing alert is told again in each
-    new slot (the delivery itself notifies in slot 0)."""
+def repeat_slot(deps: RouterDeps, route: RouteMatch, state: ActiveAlert, now: datetime) -> int:
+    """The slot a firing alert is in for the route's receiver. As Alertmanager does, a
+    repeat is due ``repeat_interval`` after the receiver's last notification (its
+    ``notified`` entry, else its newest ledger record of the episode: sent or failed):
+    then the next slot, until then the last one (its record exists: nothing to do).
+    Never notified: slot 0 (the delivery's, e.g. after a silence ended)."""
+    alert = state.alert
+    last: tuple[int, datetime] | None = None
+    entry = state.notified.get(route.receiver, {})
+    at = _instant(entry.get("at"))
+    if (
+        entry.get("status") == "firing"
+        and entry.get("starts_at") == _iso(alert.starts_at)
+        and isinstance(entry.get("slot"), int)
+        and at is not None
+    ):
+        last = (int(entry["slot"]), at)
+    recorded = _last_record(deps, alert, route.receiver)
+    if recorded is not None and (last is None or recorded[0] > last[0]):
+        last = recorded
+    if last is None:
+        return 0
+    slot, at = last
     interval = route.repeat_interval.total_seconds()
-    elapsed = (now - alert.starts_at).total_seconds()
-    return 0 if interval <= 0 or elapsed <= 0 else int(elapsed // interval)
+    if interval <= 0 or (now - at).total_seconds() < interval:
+        return slot
+    return slot + 1
+
+
+_FIRING_RECORD = re.compile(r"firing-(\d{1,9})\.json")
+
+
+def _last_record(deps: RouterDeps, alert: Alert, receiver: str) -> tuple[int, datetime] | None:
+    """The newest firing slot of the episode with a ledger record (sent or failed) for
+    ``receiver``, and when it was decided."""
+    prefix = f"{LEDGER_PREFIX}{episode_dir(alert, receiver)}/firing-"
+    slots = []
+    for info in deps.store.list(deps.bucket, prefix):
+        m = _FIRING_RECORD.fullmatch(info.name.rsplit("/", 1)[-1])
+        if m:
+            slots.append((int(m.group(1)), info.name))
+    for slot, name in sorted(slots, reverse=True):
+        try:
+            body = _read_json(deps.store, deps.bucket, name)
+        except ValueError:
+            continue
+        if body is None:
+            continue
+        at = _instant(body.get("notified_at")) or _instant(body.get("time"))
+        if at is not None:
+            return slot, at
+    return None
 
 
 def _read_json(store: ObjectStore, bucket: str, name: str) -> dict[str, Any] | None:
@@ -424,7 +525,11 @@ def ledger_records(deps: RouterDeps, prefix: str = "") -> list[dict[str, Any]]:
 
 
 def _notified_firing(deps: RouterDeps, alert: Alert, receiver: str) -> bool:
-    """Whether this episode's firing reached ``receiver`` (so its resolution should too)."""
+    """Whether this episode's firing reached ``receiver``, or may have (so its resolution
+    should too): a ledger record of a sent firing, or a firing claim's done marker or an
+    outstanding claim (a crash between the send and its ledger record leaves those; a
+    failed send deletes its claim). A resolution the receiver never needed is harmless
+    (PagerDuty ignores a resolve of an unknown dedup_key); a lost one leaves a page open."""
     prefix = f"{LEDGER_PREFIX}{episode_dir(alert, receiver)}/firing-"
     for info in deps.store.list(deps.bucket, prefix):
         if info.name.endswith(".suppressed.json"):
@@ -432,7 +537,16 @@ def _notified_firing(deps: RouterDeps, alert: Alert, receiver: str) -> bool:
         body = _read_json(deps.store, deps.bucket, info.name)
         if body is not None and body.get("status") == "firing":
             return True
-    return False
+    claims = f"{CLAIMS_PREFIX}{episode_dir(alert, receiver)}/firing-"
+    return any(
+        _CLAIM_OBJECT.fullmatch(info.name.rsplit("/", 1)[-1])
+        for info in deps.store.list(deps.bucket, claims)
+    )
+
+
+#: a claim or done marker of :func:`shared.services.once.publish_once` (``<n>.done.json``,
+#: ``<n>.claim[.<generation>].json``)
+_CLAIM_OBJECT = re.compile(r"\d+\.(?:done|claim(?:\.\d+)?)\.json")
 
 
 # -- routing one alert ----------------------------------------------------------------
@@ -556,8 +670,11 @@ def _route_to(
     if not notifiers:
         return ReceiverOutcome(name, "skipped", "null receiver")
     record_name = ledger_name(alert, name, alert.status, slot)
+    retry_of = 0  # the generation of a failed record this attempt retries (0: none)
     if deps.store.stat(deps.bucket, record_name) is not None:
-        return ReceiverOutcome(name, "duplicate", "already in the ledger")
+        retry_of = _secret_failure_generation(deps, record_name)
+        if not retry_of:
+            return ReceiverOutcome(name, "duplicate", "already in the ledger")
     if alert.status == "resolved" and not _notified_firing(deps, alert, name):
         return ReceiverOutcome(name, "skipped", "its firing was never notified")
     base = _record_base(alert, name, route, slot, now)
@@ -577,7 +694,9 @@ def _route_to(
     members = [
         a
         for a in firing
-        if a.fingerprint != alert.fingerprint and group_key(route, a.labels) == key
+        if a.fingerprint != alert.fingerprint
+        and group_key(route, a.labels) == key
+        and _member_of(deps, route, a, firing, silenced_by, now)
     ]
     group = (*sorted(members, key=lambda a: a.fingerprint), alert)
     notification = Notification(
@@ -595,12 +714,30 @@ def _route_to(
                 deps.store,
                 deps.bucket,
                 f"{claims}/{index}",
-                functools.partial(_send, deps, notifier, notification),
+                functools.partial(_send, deps, notifier, notification, alert),
                 now=now,
                 clock=deps.clock,
                 nonce=nonce,
                 wait_seconds=deps.claim_wait_seconds,
             )
+        except _NoLongerFiring:
+            logger.info(
+                "alert resolved or replaced before its firing was sent: not sent",
+                extra={"fields": {"fingerprint": alert.fingerprint, "receiver": name}},
+            )
+            return ReceiverOutcome(name, "skipped", "no longer firing")
+        except SecretUnavailable as exc:  # not the receiver's answer: try again later
+            logger.warning(
+                "alert delivery could not read the receiver's secret",
+                extra={
+                    "fields": {
+                        "fingerprint": alert.fingerprint,
+                        "receiver": name,
+                        "error": str(exc)[:ANSWER_CHARS],
+                    }
+                },
+            )
+            return ReceiverOutcome(name, "transient", str(exc)[:ANSWER_CHARS])
         except PermanentError as exc:
             status = getattr(exc, "status", None)
             answer = str(getattr(exc, "answer", "") or exc)[:ANSWER_CHARS]
@@ -614,6 +751,7 @@ def _route_to(
                     "response": answer,
                     "error_type": type(exc).__name__,
                 },
+                replacing=retry_of,
             )
             logger.error(
                 "alert delivery refused for good",
@@ -661,13 +799,50 @@ def _route_to(
             "group_key": key,
             "alerts": len(group),
         },
+        replacing=retry_of,
     )
     _mark_notified(deps, alert, name, slot, notified_at)
     return ReceiverOutcome(name, "sent", alert.status, status_code)
 
 
-def _send(deps: RouterDeps, notifier: Notifier, notification: Notification) -> str:
+def _member_of(
+    deps: RouterDeps,
+    route: RouteMatch,
+    member: Alert,
+    firing: Sequence[Alert],
+    silenced_by: Sequence[Silence],
+    now: datetime,
+) -> bool:
+    """Whether ``member`` belongs in the route's notification: its own labels reach this
+    same route (same ``route_id``: a P3 doesn't ride along on a P1's page) and nothing
+    suppresses it for this receiver (silence, time mute, inhibition)."""
+    if not any(m.route_id == route.route_id for m in routes_for(deps.alerting, member.labels)):
+        return False
+    return suppression(deps, route, member, firing, silenced_by, now) is None
+
+
+class _NoLongerFiring(OpsuiteError):
+    """The alert was resolved (or a new episode began) after this firing was decided."""
+
+
+def _still_firing(deps: RouterDeps, alert: Alert) -> bool:
+    """Whether the stored state is still ``alert``'s episode, firing (re-read now)."""
+    found = deps.store.read_versioned(deps.bucket, active_name(alert.fingerprint))
+    if found is None:
+        return False
+    state = ActiveAlert.from_bytes(found[0])
+    return state.alert.starts_at == alert.starts_at and state.firing_at(deps.now())
+
+
+def _send(deps: RouterDeps, notifier: Notifier, notification: Notification, alert: Alert) -> str:
+    """Send ``notification`` (called holding the claim). A firing is first checked
+    against the stored state, re-read now: a tick's snapshot (or a delivery) must not
+    send a trigger after the resolve landed. Checked after claiming, so a resolution
+    that lands later sees the claim (:func:`_notified_firing`) and is sent."""
     from shared.adapters.notify import deliver_with_retries
+
+    if alert.status == "firing" and not _still_firing(deps, alert):
+        raise _NoLongerFiring(alert.fingerprint)
 
     result = deliver_with_retries(notifier, notification, deadline=deps.deadline, clock=deps.clock)
     return str(result.status_code)
@@ -696,9 +871,42 @@ def _record_base(
     }
 
 
-def _write_record(deps: RouterDeps, name: str, record: Mapping[str, Any]) -> None:
-    """Write-once: of concurrent deliveries that reach the same decision one record stays."""
-    deps.store.write_once(deps.bucket, name, json.dumps(record, sort_keys=True).encode(), JSON)
+def _write_record(
+    deps: RouterDeps, name: str, record: Mapping[str, Any], *, replacing: int = 0
+) -> None:
+    """Write-once: of concurrent deliveries that reach the same decision one record stays.
+    ``replacing``: the generation of the failed record this decision supersedes (it is
+    replaced only if unchanged since: a concurrent retry's record stays)."""
+    data = json.dumps(record, sort_keys=True).encode()
+    if replacing:
+        deps.store.write_if_generation(deps.bucket, name, data, JSON, replacing)
+    else:
+        deps.store.write_once(deps.bucket, name, data, JSON)
+
+
+#: error types of a ``failed`` record that came from reading the receiver's secret (records
+#: written before secret errors were treated as transient): the tick retries that slot
+_SECRET_ERROR_TYPES = frozenset({"SecretUnavailable", "PermissionDenied", "NotFound"})
+
+
+def _secret_failure_generation(deps: RouterDeps, name: str) -> int:
+    """The generation of the record ``name`` if it is a ``failed`` one caused by the
+    receiver's secret (no HTTP status: the receiver never answered), else 0."""
+    found = deps.store.read_versioned(deps.bucket, name)
+    if found is None:
+        return 0
+    try:
+        body = json.loads(found[0])
+    except ValueError:
+        return 0
+    if (
+        isinstance(body, dict)
+        and body.get("status") == "failed"
+        and body.get("status_code") is None
+        and body.get("error_type") in _SECRET_ERROR_TYPES
+    ):
+        return found[1]
+    return 0
 
 
 def _mark_notified(deps: RouterDeps, alert: Alert, receiver: str, slot: int, at: datetime) -> None:
@@ -753,9 +961,9 @@ def tick(deps: RouterDeps) -> TickOutcome:
 
     - A firing alert past the ``ends_at`` it announced (a test notification) is resolved.
     - Each firing alert is told to each receiver in its current repeat slot
-      (:func:`repeat_slot`) unless that slot's record exists: a repeat after
-      ``repeat_interval``, and the first notification of an alert whose silence, mute
-      time or inhibition is over.
+      (:func:`repeat_slot`) unless that slot's record exists: a repeat
+      ``repeat_interval`` after the receiver's last notification, and the first
+      notification of an alert whose silence, mute time or inhibition is over.
     - A resolution not yet told to a receiver that got the firing (it was silenced at
       the time) is told.
     - Silences expired more than SILENCE_RETENTION ago and resolved states older than
@@ -808,7 +1016,7 @@ def tick(deps: RouterDeps) -> TickOutcome:
             if route.receiver in seen:
                 continue
             seen.add(route.receiver)
-            slot = repeat_slot(route, a, now) if a.status == "firing" else 0
+            slot = repeat_slot(deps, route, state, now) if a.status == "firing" else 0
             result = _route_to(deps, route, a, firing, current, now, slot=slot)
             if result.result == "sent":
                 notified.append((a.fingerprint, route.receiver, a.status, slot))

@@ -501,15 +501,17 @@ def test_the_tick_repeats_a_firing_alert_once_per_repeat_interval(
     local_stack: Stack, clock: Now, post: Callable[[dict[str, Any]], Any]
 ) -> None:
     breach = slo_event(severity="P2")  # → local only; repeat_interval 4h (the default)
+    clock.at = NOW
     assert post(breach).status_code == 200
     assert post(tick_event()).status_code == 200  # slot 0 was the delivery: nothing new
     assert len(notifications(local_stack)) == 1
 
-    clock.at = STARTED + timedelta(hours=4, minutes=1)
+    # repeats are due repeat_interval after the last notification (as Alertmanager)
+    clock.at = NOW + timedelta(hours=4, minutes=1)
     assert post(tick_event("5550002")).status_code == 200
     assert post(tick_event("5550003")).status_code == 200  # same slot: nothing twice
     assert len(notifications(local_stack)) == 2
-    clock.at = STARTED + timedelta(hours=8, minutes=1)
+    clock.at = NOW + timedelta(hours=8, minutes=2)
     assert post(tick_event("5550004", in_body=True)).status_code == 200
     sent = notifications(local_stack)
     assert [n["status"] for n in sent] == ["firing"] * 3
@@ -517,9 +519,9 @@ def test_the_tick_repeats_a_firing_alert_once_per_repeat_interval(
     slots = sorted(r["slot"] for r in ledger(local_stack) if r["fingerprint"] == fp)
     assert slots == [0, 1, 2]
 
-    clock.at = STARTED + timedelta(hours=8, minutes=2)
+    clock.at = NOW + timedelta(hours=8, minutes=3)
     assert post(slo_event("slo.recovered", severity="P2", at=clock.at)).status_code == 200
-    clock.at = STARTED + timedelta(hours=12, minutes=1)
+    clock.at = NOW + timedelta(hours=12, minutes=5)
     assert post(tick_event("5550005")).status_code == 200
     assert [n["status"] for n in notifications(local_stack)] == ["firing"] * 3 + ["resolved"]
 
@@ -585,3 +587,203 @@ def test_every_malformed_input_case_is_acknowledged_through_the_function(
         assert response.status_code == 200, (case, response.data[:200])
     assert notifications(local_stack) == []
     assert local_stack.adapters.store.list(BUCKET, "_opsuite/alerts/") == []
+
+
+# -- review fixes -----------------------------------------------------------------------
+def monitoring_event(
+    state: str,
+    *,
+    policy: str = "Same policy",
+    severity: str = "p1",
+    table: str = "a",
+    incident_id: str = "0.inc",
+    started: datetime = STARTED,
+    ended: datetime | None = None,
+    message_id: str = "9001",
+) -> Any:
+    """A Cloud Monitoring incident with the policy, severity and table label chosen."""
+    body = {
+        "version": "1.2",
+        "incident": {
+            "incident_id": incident_id,
+            "state": state,
+            "started_at": int(started.timestamp()),
+            "ended_at": int(ended.timestamp()) if ended else None,
+            "policy_name": policy,
+            "condition_name": "c",
+            "summary": "s",
+            "resource": {"type": "global", "labels": {}},
+            "metric": {"type": "custom.googleapis.com/x", "labels": {"table": table}},
+            "policy_user_labels": {"severity": severity},
+        },
+    }
+    return pubsub_event(body, message_id=message_id, publish_time=ended or started)
+
+
+def _tables(notification: dict[str, Any]) -> list[str]:
+    return [a["labels"]["metric_table"] for a in notification["alerts"]]
+
+
+def test_a_group_carries_only_members_routed_here_and_not_suppressed(
+    local_stack: Stack, post: Callable[[dict[str, Any]], Any]
+) -> None:
+    # a P3 and a P1 of the same policy share a group key, but only the P1 reaches audit
+    assert (
+        post(monitoring_event("open", severity="p3", table="a", message_id="1")).status_code == 200
+    )
+    assert (
+        post(monitoring_event("open", severity="p1", table="b", message_id="2")).status_code == 200
+    )
+    [audit] = notifications(local_stack, "audit.jsonl")
+    assert _tables(audit) == ["b"]
+    assert [_tables(n) for n in notifications(local_stack)] == [["a"], ["a", "b"]]
+
+    # a silenced member of the group isn't re-sent with the next member's notification
+    _silence(local_stack, "s-x", ['metric_table="x"'], NOW - timedelta(hours=1),
+             NOW + timedelta(hours=1))  # fmt: skip
+    assert post(monitoring_event("open", policy="Other", severity="p2", table="x",
+                                 message_id="3")).status_code == 200  # fmt: skip
+    assert post(monitoring_event("open", policy="Other", severity="p2", table="y",
+                                 message_id="4")).status_code == 200  # fmt: skip
+    assert _tables(notifications(local_stack)[-1]) == ["y"]
+
+
+def test_a_late_close_of_the_previous_incident_leaves_the_next_one_firing(
+    local_stack: Stack, post: Callable[[dict[str, Any]], Any]
+) -> None:
+    a_start, b_start = STARTED, STARTED + timedelta(minutes=5)
+    b_open = monitoring_event("open", incident_id="B", started=b_start, message_id="2")
+    assert post(monitoring_event("open", incident_id="A", started=a_start,
+                                 message_id="1")).status_code == 200  # fmt: skip
+    assert post(b_open).status_code == 200
+    a_close = monitoring_event("closed", incident_id="A", started=a_start,
+                               ended=a_start + timedelta(minutes=2), message_id="3")  # fmt: skip
+    assert post(a_close).status_code == 200  # arrives after B opened: stale
+    fp = next(iter({r["fingerprint"] for r in ledger(local_stack)}))
+    state = active(local_stack, fp)
+    assert state["status"] == "firing"
+    assert (state["open_source_id"], state["open_started_at"]) == ("B", b_start.isoformat())
+    assert [n["status"] for n in notifications(local_stack)] == ["firing"]
+
+    assert post(monitoring_event("closed", incident_id="B", started=b_start,
+                                 ended=NOW, message_id="4")).status_code == 200  # fmt: skip
+    assert [n["status"] for n in notifications(local_stack)] == ["firing", "resolved"]
+    # an open that starts after the close is a new episode: it notifies again
+    assert post(monitoring_event("open", incident_id="C", started=NOW + timedelta(minutes=1),
+                                 message_id="5")).status_code == 200  # fmt: skip
+    assert [n["status"] for n in notifications(local_stack)] == ["firing", "resolved", "firing"]
+
+
+def test_a_crash_between_the_send_and_its_record_still_sends_the_resolve(
+    local_stack: Stack, post: Callable[[dict[str, Any]], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.services import alert_router
+
+    write = alert_router._write_record
+
+    def crash(deps: RouterDeps, name: str, record: dict[str, Any], **kwargs: Any) -> None:
+        if record.get("status") == "firing":
+            raise RuntimeError("instance killed")
+        write(deps, name, record, **kwargs)
+
+    monkeypatch.setattr(alert_router, "_write_record", crash)
+    assert post(slo_event(severity="P2")).status_code == 500  # sent, then the instance died
+    monkeypatch.setattr(alert_router, "_write_record", write)
+    assert ledger(local_stack) == []  # only the claim's done marker knows it was sent
+
+    recovery = slo_event("slo.recovered", severity="P2", at=NOW - timedelta(minutes=1))
+    assert post(recovery).status_code == 200
+    assert [n["status"] for n in notifications(local_stack)] == ["firing", "resolved"]
+    assert [r["status"] for r in ledger(local_stack)] == ["resolved"]
+
+
+def test_the_first_repeat_comes_repeat_interval_after_a_late_first_page(
+    local_stack: Stack, clock: Now, post: Callable[[dict[str, Any]], Any]
+) -> None:
+    clock.at = NOW  # first told 3 h 58 min after it started (e.g. a receiver outage)
+    breach = slo_event(severity="P2", at=NOW - timedelta(hours=4) + timedelta(minutes=2))
+    assert post(breach).status_code == 200
+    clock.at = NOW + timedelta(minutes=5)
+    assert post(tick_event()).status_code == 200  # not 5 minutes after the first page
+    assert len(notifications(local_stack)) == 1
+    clock.at = NOW + timedelta(hours=4, minutes=1)
+    assert post(tick_event("5550002")).status_code == 200
+    assert [n["status"] for n in notifications(local_stack)] == ["firing", "firing"]
+    assert sorted(r["slot"] for r in ledger(local_stack)) == [0, 1]
+
+
+def test_an_unreadable_secret_is_retried_not_recorded_failed(
+    http_stack: Stack, server: HTTPServer, post: Callable[[dict[str, Any]], Any]
+) -> None:
+    server.expect_request("/v2/enqueue").respond_with_json({"status": "success"}, status=202)
+    server.expect_request("/services/T0/B0/SLACKTOKEN").respond_with_data("ok")
+    key = http_stack.paths.secrets / "pagerduty-routing-key"
+    value = key.read_text()
+    key.unlink()  # e.g. the IAM binding not propagated yet: NotFound / PermissionDenied
+    event = slo_event()
+    assert post(event).status_code == 500  # Slack told; PagerDuty left for the redelivery
+    assert post(event).status_code == 500
+    assert pd_events(server) == [] and len(slack_posts(server)) == 1
+    assert [r["receiver"] for r in ledger(http_stack)] == ["slack-incidents"]
+
+    key.write_text(value)
+    key.chmod(0o600)
+    assert post(tick_event()).status_code == 200  # the tick retries slot 0
+    assert [e["event_action"] for e in pd_events(server)] == ["trigger"]
+    assert post(event).status_code == 200  # the redelivery: nothing twice
+    assert len(pd_events(server)) == 1 and len(slack_posts(server)) == 1
+    records = {r["receiver"]: r["status"] for r in ledger(http_stack)}
+    assert records == {"oncall": "firing", "slack-incidents": "firing"}
+
+
+def test_the_tick_retries_a_slot_recorded_failed_by_a_secret_error(
+    http_stack: Stack, server: HTTPServer, post: Callable[[dict[str, Any]], Any]
+) -> None:
+    server.expect_request("/v2/enqueue").respond_with_json({"status": "success"}, status=202)
+    server.expect_request("/services/T0/B0/SLACKTOKEN").respond_with_data("ok")
+    key = http_stack.paths.secrets / "pagerduty-routing-key"
+    value = key.read_text()
+    key.unlink()
+    assert post(slo_event()).status_code == 500
+    # the record an earlier version wrote for it: failed for good, no HTTP status
+    store = http_stack.adapters.store
+    [slack] = [o.name for o in store.list(BUCKET, LEDGER_PREFIX)]
+    failed = {"status": "failed", "status_code": None, "error_type": "PermissionDenied",
+              "receiver": "oncall", "response": "secret: 403"}  # fmt: skip
+    name = slack.replace("/slack-incidents/", "/oncall/")
+    store.write_once(BUCKET, name, json.dumps(failed).encode(), "application/json")
+    key.write_text(value)
+    key.chmod(0o600)
+
+    assert post(tick_event()).status_code == 200
+    assert post(tick_event("5550002")).status_code == 200
+    assert [e["event_action"] for e in pd_events(server)] == ["trigger"]
+    assert json.loads(store.read(BUCKET, name))["status"] == "firing"
+
+
+def test_a_tick_racing_a_resolve_sends_no_trigger_after_it(
+    local_stack: Stack,
+    clock: Now,
+    post: Callable[[dict[str, Any]], Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shared.services import alert_router
+
+    clock.at = NOW
+    assert post(slo_event(severity="P2")).status_code == 200
+    clock.at = due = NOW + timedelta(hours=4, minutes=1)  # a repeat is due
+    route_to = alert_router._route_to
+    other = cloud_event_poster("alert_router")
+    raced: list[int] = []
+
+    def racing(*args: Any, **kwargs: Any) -> Any:
+        if not raced:  # the recovery is delivered while the tick is mid-pass
+            raced.append(0)
+            recovery = slo_event("slo.recovered", severity="P2", at=due)
+            raced[0] = other(recovery).status_code
+        return route_to(*args, **kwargs)
+
+    monkeypatch.setattr(alert_router, "_route_to", racing)
+    assert post(tick_event()).status_code == 200
+    assert raced == [200]
+    assert [n["status"] for n in notifications(local_stack)] == ["firing", "resolved"]
