@@ -678,7 +678,13 @@ def _route_to(
     if alert.status == "resolved" and not _notified_firing(deps, alert, name):
         return ReceiverOutcome(name, "skipped", "its firing was never notified")
     base = _record_base(alert, name, route, slot, now)
-    reason = suppression(deps, route, alert, firing, silenced_by, now)
+    # a resolution goes to every receiver that was told of the firing, silence or not:
+    # a silenced resolve would leave a PagerDuty incident open and escalating
+    reason = (
+        None
+        if alert.status == "resolved"
+        else suppression(deps, route, alert, firing, silenced_by, now)
+    )
     if reason is not None:
         suppressed = ledger_name(alert, name, alert.status, slot, suppressed=True)
         _write_record(deps, suppressed, {**base, "status": "suppressed", "reason": reason})

@@ -787,3 +787,17 @@ def test_a_tick_racing_a_resolve_sends_no_trigger_after_it(
     assert post(tick_event()).status_code == 200
     assert raced == [200]
     assert [n["status"] for n in notifications(local_stack)] == ["firing", "resolved"]
+
+
+def test_a_silence_added_after_the_page_does_not_hold_back_its_resolve(
+    local_stack: Stack, post: Callable[[dict[str, Any]], Any]
+) -> None:
+    assert post(slo_event(slo="data_freshness")).status_code == 200  # paged
+    # the on-call silences it while fixing; the problem resolves inside the silence
+    _silence(local_stack, "s-fixing", ['slo="data_freshness"'], NOW - timedelta(minutes=1),
+             NOW + timedelta(days=2))  # fmt: skip
+    recovered = slo_event("slo.recovered", slo="data_freshness", at=STARTED + timedelta(minutes=30))
+    assert post(recovered).status_code == 200
+
+    sent = notifications(local_stack)
+    assert [n["status"] for n in sent] == ["firing", "resolved"]  # the incident is closed
