@@ -21,11 +21,33 @@ Everything lives in the backup bucket under ``_opsuite/alerts/`` (no long-lived 
 - ``claims/...``: per integration of a receiver, :func:`shared.services.once.publish_once`
   claims and done markers (one nonce per delivery: a retry recognises its own claim; a
   failed send frees it), so of concurrent deliveries exactly one sends.
+- ``groups/<id>.json`` (``id``: the first 32 hex digits of the SHA-256 of the receiver,
+  a newline and the group key): per (receiver, group key) ``{receiver, route_id,
+  group_key, group_labels, last_sent_at, last_sent_by, pending}``, updated by
+  compare-and-swap as the active alerts are.
 
-A delivery notifies at once (nothing is held for ``group_wait``: a P0 is never held
-back); the notification carries the alert's group (the firing active alerts with the
-same group key on that route). Repeats (``repeat_interval``, per alert) and what a
-silence held back are the scheduled :func:`tick`'s, so they hold to its granularity.
+Grouping without a long-lived process (``group_wait`` is not waited for). A delivery
+whose alert is the first of its group on a receiver, or arrives ``group_interval`` (the
+route's) or more after the group's last notification, is sent at once (a P0 is never
+held back) and sets ``last_sent_at``. A later first firing of the group inside
+``group_interval`` is added to ``pending`` (outcome ``pending``; nothing in the ledger
+yet). The scheduled :func:`tick` flushes each group whose ``pending`` is non-empty and
+whose last notification is ``group_interval`` old: one notification of its pending
+alerts still firing, claimed under its leader (the highest fingerprint) so a
+redelivered or concurrent tick sends once, then one ledger record per alert (the
+leader's last; a resolve racing the flush of another member finds no record yet and is
+sent by the next tick's resolution pass once the record is there). So
+batching holds to the tick's granularity (every 5 min: a held alert waits
+``group_interval`` to ``group_interval`` + 5 min). A notification carries the alerts
+being sent now plus, for Slack / webhook / file / console, the group's other firing
+members (routed to the same route, not suppressed) as context; PagerDuty gets an event
+only for the alerts being sent now (the context members' incidents are already open).
+An alert sent at once while others of its group are pending shows them as context;
+they still get their own flush. Group objects are not deleted (one per receiver and
+group key). Resolutions are not grouped: each is sent on its delivery.
+Repeats (``repeat_interval``, per alert) and what a silence held back are the tick's
+per alert, so they hold to its granularity too.
+
 A resolution goes only to receivers that were notified
 of the firing. A receiver failing transiently doesn't stop the others; the delivery then
 raises TransientError so Pub/Sub redelivers and only that receiver is tried again. A
@@ -38,6 +60,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import logging
 import re
@@ -74,6 +97,7 @@ ACTIVE_PREFIX = f"{ROOT}/active/"
 SILENCES_PREFIX = f"{ROOT}/silences/"
 LEDGER_PREFIX = f"{ROOT}/ledger/"
 CLAIMS_PREFIX = f"{ROOT}/claims/"
+GROUPS_PREFIX = f"{ROOT}/groups/"
 #: time for delivering one message (retries included), from the trigger's arrival
 DELIVERY_BUDGET_SECONDS = 45.0
 #: compare-and-swap attempts before giving up (TransientError: redelivered)
@@ -372,6 +396,120 @@ def active_alerts(deps: RouterDeps) -> list[ActiveAlert]:
     return found
 
 
+# -- aggregation groups ---------------------------------------------------------------
+@dataclass(frozen=True)
+class AlertGroup:
+    """``groups/<id>.json``: one (receiver, group key)'s batching state."""
+
+    receiver: str
+    route_id: str
+    group_key: str
+    group_labels: Mapping[str, str]
+    #: when the group's last notification was decided (None: never)
+    last_sent_at: datetime | None = None
+    #: the alert whose delivery decided it (its redelivery sends again: the ledger dedupes)
+    last_sent_by: str | None = None
+    #: fingerprints held for the tick (first firing, slot 0), sorted
+    pending: tuple[str, ...] = ()
+
+    def to_bytes(self) -> bytes:
+        body = {
+            "receiver": self.receiver,
+            "route_id": self.route_id,
+            "group_key": self.group_key,
+            "group_labels": dict(self.group_labels),
+            "last_sent_at": _iso(self.last_sent_at),
+            "last_sent_by": self.last_sent_by,
+            "pending": sorted(self.pending),
+        }
+        return json.dumps(body, sort_keys=True).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> AlertGroup:
+        body = json.loads(data)
+        by = body.get("last_sent_by")
+        return cls(
+            receiver=str(body["receiver"]),
+            route_id=str(body["route_id"]),
+            group_key=str(body["group_key"]),
+            group_labels={str(k): str(v) for k, v in dict(body["group_labels"]).items()},
+            last_sent_at=_instant(body.get("last_sent_at")),
+            last_sent_by=None if by is None else str(by),
+            pending=tuple(sorted(str(f) for f in body.get("pending") or [])),
+        )
+
+
+def group_name(receiver: str, key: str) -> str:
+    digest = hashlib.sha256(f"{receiver}\n{key}".encode()).hexdigest()[:32]
+    return f"{GROUPS_PREFIX}{digest}.json"
+
+
+def update_group(
+    deps: RouterDeps, name: str, change: Callable[[AlertGroup | None], AlertGroup | None]
+) -> AlertGroup | None:
+    """:func:`update_active`'s compare-and-swap loop for a group object."""
+    for _ in range(CAS_ATTEMPTS):
+        found = deps.store.read_versioned(deps.bucket, name)
+        current = AlertGroup.from_bytes(found[0]) if found is not None else None
+        generation = found[1] if found is not None else 0
+        updated = change(current)
+        if updated is None:
+            return current
+        if (
+            deps.store.write_if_generation(deps.bucket, name, updated.to_bytes(), JSON, generation)
+            is not None
+        ):
+            return updated
+    raise TransientError(f"alert group {name}: its state kept changing under us; retry later")
+
+
+def _hold_for_group(deps: RouterDeps, route: RouteMatch, alert: Alert, now: datetime) -> bool:
+    """Whether a delivered first firing waits for the tick's group flush: its group on
+    this receiver was notified less than ``group_interval`` ago. Otherwise (a new group,
+    or the last notification is older) it is sent now, and the group remembers it."""
+    key = group_key(route, alert.labels)
+    fp = alert.fingerprint
+    held: list[bool] = []
+
+    def change(current: AlertGroup | None) -> AlertGroup | None:
+        group = current or AlertGroup(
+            route.receiver, route.route_id, key, group_labels(route, alert.labels)
+        )
+        if fp in group.pending:
+            held[:] = [True]  # a redelivery of a held alert
+            return None
+        if group.last_sent_by == fp and current is not None:
+            held[:] = [False]  # a redelivery of the one that decided the last send
+            return None
+        last = group.last_sent_at
+        if last is None or now - last >= route.group_interval:
+            held[:] = [False]
+            return replace(group, route_id=route.route_id, last_sent_at=now, last_sent_by=fp)
+        held[:] = [True]
+        return replace(group, pending=tuple(sorted({*group.pending, fp})))
+
+    update_group(deps, group_name(route.receiver, key), change)
+    return held[0]
+
+
+def alert_groups(deps: RouterDeps) -> list[tuple[str, AlertGroup]]:
+    """Every stored group with its object name (unreadable ones logged and skipped)."""
+    found: list[tuple[str, AlertGroup]] = []
+    for info in deps.store.list(deps.bucket, GROUPS_PREFIX):
+        try:
+            found.append(
+                (info.name, AlertGroup.from_bytes(deps.store.read(deps.bucket, info.name)))
+            )
+        except NotFound:
+            continue
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            logger.warning(
+                "skipping an unreadable alert group",
+                extra={"fields": {"object": info.name, "error": str(exc)[:200]}},
+            )
+    return found
+
+
 # -- silences -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Silence:
@@ -555,8 +693,9 @@ class ReceiverOutcome:
     receiver: str
     #: sent (firing / resolved), suppressed, failed (for good), transient (will be
     #: redelivered), duplicate (an earlier delivery decided it), skipped (a null
-    #: receiver, or a resolution of a firing it never got)
-    result: Literal["sent", "suppressed", "failed", "transient", "duplicate", "skipped"]
+    #: receiver, or a resolution of a firing it never got), pending (held for the
+    #: tick's group flush: its group was notified less than group_interval ago)
+    result: Literal["sent", "suppressed", "failed", "transient", "duplicate", "skipped", "pending"]
     detail: str = ""
     status_code: int | None = None
 
@@ -641,7 +780,7 @@ def handle_alert(alert: Alert, deps: RouterDeps) -> RouteOutcome:
         if route.receiver in seen:
             continue
         seen.add(route.receiver)
-        results.append(_route_to(deps, route, current, firing, silenced_by, now, slot=0))
+        results.append(_route_to(deps, route, current, firing, silenced_by, now, slot=0, hold=True))
     result = RouteOutcome(alert.fingerprint, alert.status, False, tuple(results))
     transient = [r for r in results if r.result == "transient"]
     if transient:
@@ -663,7 +802,11 @@ def _route_to(
     now: datetime,
     *,
     slot: int,
+    hold: bool = False,
 ) -> ReceiverOutcome:
+    """Decide and notify the route's receiver of ``alert`` in repeat ``slot``. ``hold``
+    (a delivery): a first firing of a group notified less than ``group_interval`` ago
+    waits for the tick (outcome ``pending``, nothing recorded)."""
     name = route.receiver
     receiver = deps.alerting.receiver(name)
     notifiers = list(deps.notifiers(receiver)) if receiver is not None else []
@@ -696,6 +839,13 @@ def _route_to(
         )
         return ReceiverOutcome(name, "suppressed", reason)
 
+    if hold and alert.status == "firing" and slot == 0 and _hold_for_group(deps, route, alert, now):
+        logger.info(
+            "alert held for its group's next flush (group_interval)",
+            extra={"fields": {"fingerprint": alert.fingerprint, "receiver": name}},
+        )
+        return ReceiverOutcome(name, "pending", "held for the group's next flush")
+
     key = group_key(route, alert.labels)
     members = [
         a
@@ -704,17 +854,43 @@ def _route_to(
         and group_key(route, a.labels) == key
         and _member_of(deps, route, a, firing, silenced_by, now)
     ]
-    group = (*sorted(members, key=lambda a: a.fingerprint), alert)
-    notification = Notification(
-        receiver=name,
-        group_key=key,
-        group_labels=group_labels(route, alert.labels),
-        alerts=group,
-    )
+    return _notify(deps, route, notifiers, (alert,), members, now, slot=slot, retry_of=retry_of)
+
+
+def _notify(
+    deps: RouterDeps,
+    route: RouteMatch,
+    notifiers: Sequence[Notifier],
+    sending: Sequence[Alert],
+    context: Sequence[Alert],
+    now: datetime,
+    *,
+    slot: int,
+    retry_of: int = 0,
+) -> ReceiverOutcome:
+    """Send one notification of ``sending`` (non-empty, one status; the last one leads:
+    the claims are its) with ``context`` (the group's other firing members, for receivers
+    that show a group; PagerDuty gets only ``sending``: one event per alert new in it),
+    once per integration; then one ledger record per alert in ``sending``, the leader's
+    last (a redelivery after a crash finds the same leader and its done marker)."""
+    from shared.adapters.notify.pagerduty import PagerDutyNotifier
+
+    name = route.receiver
+    alert = sending[-1]
+    key = group_key(route, alert.labels)
+    shown = (*sorted(context, key=lambda a: a.fingerprint), *sending)
     nonce = new_nonce()
     codes: list[int] = []
     claims = f"{CLAIMS_PREFIX}{episode_dir(alert, name)}/{alert.status}-{slot}"
+    record_names = [ledger_name(a, name, a.status, slot) for a in sending]
+    bases = [_record_base(a, name, route, slot, now) for a in sending]
     for index, notifier in enumerate(notifiers):
+        notification = Notification(
+            receiver=name,
+            group_key=key,
+            group_labels=group_labels(route, alert.labels),
+            alerts=tuple(sending) if isinstance(notifier, PagerDutyNotifier) else shown,
+        )
         try:
             published = publish_once(
                 deps.store,
@@ -747,18 +923,19 @@ def _route_to(
         except PermanentError as exc:
             status = getattr(exc, "status", None)
             answer = str(getattr(exc, "answer", "") or exc)[:ANSWER_CHARS]
-            _write_record(
-                deps,
-                record_name,
-                {
-                    **base,
-                    "status": "failed",
-                    "status_code": status,
-                    "response": answer,
-                    "error_type": type(exc).__name__,
-                },
-                replacing=retry_of,
-            )
+            for record_name, base in zip(record_names, bases, strict=True):
+                _write_record(
+                    deps,
+                    record_name,
+                    {
+                        **base,
+                        "status": "failed",
+                        "status_code": status,
+                        "response": answer,
+                        "error_type": type(exc).__name__,
+                    },
+                    replacing=retry_of if record_name == record_names[-1] else 0,
+                )
             logger.error(
                 "alert delivery refused for good",
                 extra={
@@ -787,27 +964,28 @@ def _route_to(
         codes.append(int(published.message_id) if published.message_id.isdigit() else 0)
     notified_at = deps.now()
     status_code = max(codes) if codes else None
-    _write_record(
-        deps,
-        record_name,
-        {
-            **base,
-            "status": alert.status,
-            "notified_at": _iso(notified_at),
-            # detection (starts_at → first notification accepted): the first firing only
-            "detection_seconds": (
-                round((notified_at - alert.starts_at).total_seconds(), 3)
-                if alert.status == "firing" and slot == 0
-                else None
-            ),
-            "status_code": status_code,
-            "status_codes": codes,
-            "group_key": key,
-            "alerts": len(group),
-        },
-        replacing=retry_of,
-    )
-    _mark_notified(deps, alert, name, slot, notified_at)
+    for sent, record_name, base in zip(sending, record_names, bases, strict=True):
+        _write_record(
+            deps,
+            record_name,
+            {
+                **base,
+                "status": sent.status,
+                "notified_at": _iso(notified_at),
+                # detection (starts_at → first notification accepted): the first firing only
+                "detection_seconds": (
+                    round((notified_at - sent.starts_at).total_seconds(), 3)
+                    if sent.status == "firing" and slot == 0
+                    else None
+                ),
+                "status_code": status_code,
+                "status_codes": codes,
+                "group_key": key,
+                "alerts": len(shown),
+            },
+            replacing=retry_of if sent is alert else 0,
+        )
+        _mark_notified(deps, sent, name, slot, notified_at)
     return ReceiverOutcome(name, "sent", alert.status, status_code)
 
 
@@ -966,7 +1144,9 @@ def tick(deps: RouterDeps) -> TickOutcome:
     """The scheduled pass (Cloud Scheduler, every 5 min): what no delivery will do.
 
     - A firing alert past the ``ends_at`` it announced (a test notification) is resolved.
-    - Each firing alert is told to each receiver in its current repeat slot
+    - Each group with pending alerts, ``group_interval`` after its last notification,
+      is flushed: one notification per group (see the module docstring).
+    - Each other firing alert is told to each receiver in its current repeat slot
       (:func:`repeat_slot`) unless that slot's record exists: a repeat
       ``repeat_interval`` after the receiver's last notification, and the first
       notification of an alert whose silence, mute time or inhibition is over.
@@ -1005,6 +1185,10 @@ def tick(deps: RouterDeps) -> TickOutcome:
     suppressed: list[tuple[str, str, str]] = []
     transient: list[str] = []
     deleted_states: list[str] = []
+    flush = _flush_groups(deps, states, firing, current, now)
+    notified.extend(flush.notified)
+    suppressed.extend(flush.suppressed)
+    transient.extend(flush.transient)
     for state in states:
         a = state.alert
         if not _firing(a, now):
@@ -1022,6 +1206,8 @@ def tick(deps: RouterDeps) -> TickOutcome:
             if route.receiver in seen:
                 continue
             seen.add(route.receiver)
+            if a.status == "firing" and (a.fingerprint, route.receiver) in flush.held:
+                continue  # its group's (above)
             slot = repeat_slot(deps, route, state, now) if a.status == "firing" else 0
             result = _route_to(deps, route, a, firing, current, now, slot=slot)
             if result.result == "sent":
@@ -1040,6 +1226,120 @@ def tick(deps: RouterDeps) -> TickOutcome:
     if transient:
         raise TransientError(f"tick: receivers failed for {', '.join(transient)}; retry later")
     return outcome
+
+
+@dataclass(frozen=True)
+class _Flush:
+    notified: list[tuple[str, str, str, int]] = field(default_factory=list)
+    suppressed: list[tuple[str, str, str]] = field(default_factory=list)
+    transient: list[str] = field(default_factory=list)
+    #: (fingerprint, receiver) that were pending in a group: the per-alert pass skips them
+    held: set[tuple[str, str]] = field(default_factory=set)
+
+
+def _flush_groups(
+    deps: RouterDeps,
+    states: Sequence[ActiveAlert],
+    firing: Sequence[Alert],
+    current: Sequence[Silence],
+    now: datetime,
+) -> _Flush:
+    """Each group with pending alerts whose last notification is ``group_interval`` old:
+    one notification of its pending alerts still firing (with the group's other firing
+    members as context), through :func:`_notify` (the claims are the leader's, so a
+    redelivered or concurrent tick sends once; each alert gets its ledger record)."""
+    by_fingerprint = {s.alert.fingerprint: s.alert for s in states}
+    flush = _Flush()
+    for name, group in alert_groups(deps):
+        if not group.pending:
+            continue
+        flush.held.update((fp, group.receiver) for fp in group.pending)
+        done: set[str] = set()  # leaves the pending list
+        candidates: list[tuple[Alert, RouteMatch]] = []
+        for fp in group.pending:
+            alert = by_fingerprint.get(fp)
+            route = None
+            if alert is not None and _firing(alert, now):
+                route = next(
+                    (
+                        m
+                        for m in routes_for(deps.alerting, alert.labels)
+                        if m.route_id == group.route_id and m.receiver == group.receiver
+                    ),
+                    None,
+                )
+            if (
+                alert is None
+                or route is None
+                or group_key(route, alert.labels) != group.group_key
+                or deps.store.stat(deps.bucket, ledger_name(alert, group.receiver, "firing", 0))
+            ):
+                done.add(fp)  # resolved, re-routed or already recorded: not the group's now
+                continue
+            candidates.append((alert, route))
+        sent = False
+        if candidates:
+            route = candidates[-1][1]
+            last = group.last_sent_at
+            if last is not None and now - last < route.group_interval:
+                continue  # not due yet
+            receiver = deps.alerting.receiver(group.receiver)
+            notifiers = list(deps.notifiers(receiver)) if receiver is not None else []
+            sending: list[Alert] = []
+            for alert, _ in candidates:
+                reason = suppression(deps, route, alert, firing, current, now)
+                if not notifiers or not _still_firing(deps, alert):
+                    done.add(alert.fingerprint)
+                elif reason is not None:
+                    base = _record_base(alert, group.receiver, route, 0, now)
+                    _write_record(
+                        deps,
+                        ledger_name(alert, group.receiver, "firing", 0, suppressed=True),
+                        {**base, "status": "suppressed", "reason": reason},
+                    )
+                    flush.suppressed.append((alert.fingerprint, group.receiver, reason))
+                    done.add(alert.fingerprint)
+                else:
+                    sending.append(alert)
+            if sending:
+                keys = {a.fingerprint for a in sending}
+                context = [
+                    a
+                    for a in firing
+                    if a.fingerprint not in keys
+                    and group_key(route, a.labels) == group.group_key
+                    and _member_of(deps, route, a, firing, current, now)
+                ]
+                result = _notify(deps, route, notifiers, sending, context, now, slot=0)
+                if result.result == "sent":
+                    sent = True
+                    done.update(keys)
+                    flush.notified.extend(
+                        (a.fingerprint, group.receiver, "firing", 0) for a in sending
+                    )
+                elif result.result == "failed":
+                    done.update(keys)
+                elif result.result == "skipped":
+                    done.add(sending[-1].fingerprint)  # the leader resolved meanwhile
+                elif result.result == "transient":
+                    flush.transient.append(f"group {group.group_key}/{group.receiver}")
+        if done:
+            update_group(deps, name, _flushed(done, now if sent else None))
+    return flush
+
+
+def _flushed(
+    done: set[str], sent_at: datetime | None
+) -> Callable[[AlertGroup | None], AlertGroup | None]:
+    def change(current: AlertGroup | None) -> AlertGroup | None:
+        if current is None:
+            return None
+        pending = tuple(fp for fp in current.pending if fp not in done)
+        if sent_at is None:
+            return None if pending == current.pending else replace(current, pending=pending)
+        return replace(current, pending=pending, last_sent_at=sent_at, last_sent_by=None)
+
+    return change
 
 
 def _expire(

@@ -625,9 +625,10 @@ def _tables(notification: dict[str, Any]) -> list[str]:
 
 
 def test_a_group_carries_only_members_routed_here_and_not_suppressed(
-    local_stack: Stack, post: Callable[[dict[str, Any]], Any]
+    local_stack: Stack, clock: Now, post: Callable[[dict[str, Any]], Any]
 ) -> None:
     # a P3 and a P1 of the same policy share a group key, but only the P1 reaches audit
+    clock.at = NOW
     assert (
         post(monitoring_event("open", severity="p3", table="a", message_id="1")).status_code == 200
     )
@@ -636,6 +637,9 @@ def test_a_group_carries_only_members_routed_here_and_not_suppressed(
     )
     [audit] = notifications(local_stack, "audit.jsonl")
     assert _tables(audit) == ["b"]
+    assert [_tables(n) for n in notifications(local_stack)] == [["a"]]  # b waits for the tick
+    clock.at = NOW + timedelta(minutes=5)  # group_interval (the default 5m) later
+    assert post(tick_event()).status_code == 200
     assert [_tables(n) for n in notifications(local_stack)] == [["a"], ["a", "b"]]
 
     # a silenced member of the group isn't re-sent with the next member's notification
@@ -801,3 +805,134 @@ def test_a_silence_added_after_the_page_does_not_hold_back_its_resolve(
 
     sent = notifications(local_stack)
     assert [n["status"] for n in sent] == ["firing", "resolved"]  # the incident is closed
+
+
+# -- grouping: group_interval without a long-lived process ---------------------------------
+def table_alert(i: int, *, severity: str = "p2", policy: str = "Tables stale") -> Any:
+    """One per-table alert of the policy (one group: same alertname, no slo label)."""
+    return monitoring_event("open", policy=policy, severity=severity, table=f"t{i:02d}",
+                            incident_id=f"0.t{i:02d}", message_id=str(7000 + i))  # fmt: skip
+
+
+def _firing_records(stack: Stack) -> list[dict[str, Any]]:
+    return [r for r in ledger(stack) if r["status"] == "firing"]
+
+
+def test_twenty_alerts_of_a_group_notify_once_then_the_tick_flushes_the_rest_once(
+    local_stack: Stack, clock: Now, post: Callable[[dict[str, Any]], Any]
+) -> None:
+    clock.at = NOW
+    for i in range(20):
+        assert post(table_alert(i)).status_code == 200
+    [first] = notifications(local_stack)
+    assert _tables(first) == ["t00"]  # the first alert of the group: never held back
+    assert len(_firing_records(local_stack)) == 1  # the 19 others are pending, not recorded
+    assert post(table_alert(3)).status_code == 200  # a redelivery of a pending one
+    clock.at = NOW + timedelta(minutes=4)
+    assert post(tick_event()).status_code == 200  # group_interval (5m) not over: nothing
+    assert len(notifications(local_stack)) == 1
+
+    clock.at = NOW + timedelta(minutes=5)
+    assert post(tick_event("5550002")).status_code == 200
+    assert post(tick_event("5550002")).status_code == 200  # the same tick redelivered
+    assert post(tick_event("5550003")).status_code == 200  # the next tick
+    sent = notifications(local_stack)
+    assert len(sent) == 2
+    assert sorted(_tables(sent[1])) == [f"t{i:02d}" for i in range(20)]  # 19 new + t00
+    records = _firing_records(local_stack)
+    assert len(records) == 20 and len({r["fingerprint"] for r in records}) == 20
+    assert all(r["slot"] == 0 for r in records)
+
+
+def test_concurrent_ticks_flush_a_group_once(
+    local_stack: Stack, clock: Now, post: Callable[[dict[str, Any]], Any]
+) -> None:
+    clock.at = NOW
+    for i in range(5):
+        assert post(table_alert(i)).status_code == 200
+    clock.at = NOW + timedelta(minutes=6)
+    posters = [cloud_event_poster("alert_router") for _ in range(4)]
+    barrier = threading.Barrier(4)
+    codes: list[int] = []
+
+    def deliver(n: int) -> None:
+        barrier.wait()
+        codes.append(posters[n](tick_event(str(5560000 + n))).status_code)
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == [200] * 4
+    sent = notifications(local_stack)
+    assert [len(n["alerts"]) for n in sent] == [1, 5]
+    assert len(_firing_records(local_stack)) == 5
+
+
+def test_a_p0_alone_in_a_new_group_is_sent_at_once_while_another_group_waits(
+    local_stack: Stack, clock: Now, post: Callable[[dict[str, Any]], Any]
+) -> None:
+    clock.at = NOW
+    assert post(table_alert(0)).status_code == 200
+    assert post(table_alert(1)).status_code == 200  # held for the tick
+    assert [_tables(n) for n in notifications(local_stack)] == [["t00"]]
+    assert post(slo_event(slo="pipeline_availability", severity="P0")).status_code == 200
+    for receiver_file in ("notifications.jsonl", "audit.jsonl"):
+        last = notifications(local_stack, receiver_file)[-1]
+        assert [a["labels"]["slo"] for a in last["alerts"]] == ["pipeline_availability"]
+    assert len(notifications(local_stack)) == 2
+
+
+def test_an_alert_arriving_group_interval_after_the_last_send_is_sent_at_once(
+    local_stack: Stack, clock: Now, post: Callable[[dict[str, Any]], Any]
+) -> None:
+    clock.at = NOW
+    assert post(table_alert(0)).status_code == 200
+    clock.at = NOW + timedelta(minutes=1)
+    assert post(table_alert(1)).status_code == 200  # within group_interval: pending
+    assert len(notifications(local_stack)) == 1
+    clock.at = NOW + timedelta(minutes=6)
+    assert post(table_alert(2)).status_code == 200  # 6 min after the last send: at once
+    sent = notifications(local_stack)
+    assert len(sent) == 2 and _tables(sent[1])[-1] == "t02"
+    fired = {r["alertname"] + r["fingerprint"] for r in _firing_records(local_stack)}
+    assert len(fired) == 2  # t01 is still the tick's
+
+
+def _with_clock(monkeypatch: pytest.MonkeyPatch, stack: Stack, now: Now) -> None:
+    """The HTTP stack's router deps, on the test's clock."""
+
+    def timed(settings: Settings, adapters: Adapters, started: float) -> RouterDeps:
+        return replace(build(settings, adapters, started), now=now)
+
+    with alert_event._lock:
+        factory = alert_event._factory
+    assert factory is not None
+    build = factory
+
+    _install(monkeypatch, stack, timed)
+
+
+def test_pagerduty_gets_one_event_per_new_alert_not_the_whole_group_each_time(
+    http_stack: Stack,
+    server: HTTPServer,
+    post: Callable[[dict[str, Any]], Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server.expect_request("/v2/enqueue").respond_with_json({"status": "success"}, status=202)
+    server.expect_request("/services/T0/B0/SLACKTOKEN").respond_with_data("ok")
+    now = Now()
+    _with_clock(monkeypatch, http_stack, now)
+    now.at = NOW
+    for i in range(20):
+        assert post(table_alert(i, severity="p1")).status_code == 200
+    assert len(pd_events(server)) == 1 and len(slack_posts(server)) == 1
+    now.at = NOW + timedelta(minutes=5)
+    assert post(tick_event()).status_code == 200
+    assert post(tick_event("5550002")).status_code == 200
+    events = pd_events(server)
+    assert len(events) == 20  # 1 + 19, not 1 + 2 + ... + 20
+    assert len({e["dedup_key"] for e in events}) == 20
+    assert {e["event_action"] for e in events} == {"trigger"}
+    assert len(slack_posts(server)) == 2
