@@ -401,6 +401,8 @@ def parse_matcher(text: str) -> Matcher:
             f'bad matcher format: {text!r} (expected name="value", with =, !=, =~ or !~)'
         )
     name, op, raw = found.group(1), found.group(2), found.group(3)
+    if not raw:  # pkg/labels ParseMatcher: ``job=`` is refused; ``job=""`` is the empty value
+        raise InvalidMatcher(f"matcher value is not present: {text}")
     quoted = raw.startswith('"')
     if quoted:
         raw = raw[1:]

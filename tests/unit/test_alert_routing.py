@@ -560,7 +560,7 @@ route:
         ),
         ('statuscode=~"5.."', [("statuscode", "=~", "5..")]),
         ('tags=~"^[a-z]+$"', [("tags", "=~", "^[a-z]+$")]),
-        ("job=", [("job", "=", "")]),
+        ('job=""', [("job", "=", "")]),  # bare `job=` is refused (pkg/labels TestMatchers)
         (
             'contains_quote != "\\"" , contains_comma !~ "foo,bar" , ',
             [("contains_quote", "!=", '"'), ("contains_comma", "!~", "foo,bar")],
@@ -914,3 +914,471 @@ time_intervals:
 def test_a_naive_instant_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         in_interval(_spec("{}"), datetime(2026, 3, 3, 12))
+
+
+# --- Alertmanager's own TestRouteMatch --------------------------------------------------
+# Read from prometheus/alertmanager dispatch/route_test.go (TestRouteMatch, TestRouteMatchers,
+# TestRouteMatchersAndMatch): each tree is that test's YAML unchanged, indented under
+# ``route:``; the cases are that test's label sets with its expected RouteOpts and keys.
+# ``continue`` is not in Go's RouteOpts; it is the tree's own ``continue: true`` on
+# notify-productionA, asserted here so a route that dropped it would fail.
+
+AM_ROUTE_MATCH_YAML = """
+receiver: 'notify-def'
+
+routes:
+- match:
+    owner: 'team-A'
+
+  receiver: 'notify-A'
+
+  routes:
+  - match:
+      env: 'testing'
+
+    receiver: 'notify-testing'
+    group_by: [...]
+
+  - match:
+      env: "production"
+
+    receiver: 'notify-productionA'
+    group_wait: 1m
+
+    continue: true
+
+  - match_re:
+      env: "produ.*"
+      job: ".*"
+
+    receiver: 'notify-productionB'
+    group_wait: 30s
+    group_interval: 5m
+    repeat_interval: 1h
+    group_by: ['job']
+
+- match_re:
+    owner: 'team-(B|C)'
+
+  group_by: ['foo', 'bar']
+  group_wait: 2m
+  receiver: 'notify-BC'
+
+- match:
+    group_by: 'role'
+  group_by: ['role']
+
+  routes:
+  - match:
+      env: 'testing'
+    receiver: 'notify-testing'
+    routes:
+    - match:
+        wait: 'long'
+      group_wait: 2m
+"""
+
+AM_ROUTE_MATCHERS_YAML = """
+receiver: 'notify-def'
+
+routes:
+- matchers: ['{owner="team-A"}', '{level!="critical"}']
+
+  receiver: 'notify-A'
+
+  routes:
+  - matchers: ['{env="testing"}', '{baz!~".*quux"}']
+
+    receiver: 'notify-testing'
+    group_by: [...]
+
+  - matchers: ['{env="production"}']
+
+    receiver: 'notify-productionA'
+    group_wait: 1m
+
+    continue: true
+
+  - matchers: [ env=~"produ.*", job=~".*"]
+
+    receiver: 'notify-productionB'
+    group_wait: 30s
+    group_interval: 5m
+    repeat_interval: 1h
+    group_by: ['job']
+
+
+- matchers: [owner=~"team-(B|C)"]
+
+  group_by: ['foo', 'bar']
+  group_wait: 2m
+  receiver: 'notify-BC'
+
+- matchers: [group_by="role"]
+  group_by: ['role']
+
+  routes:
+  - matchers: ['{env="testing"}']
+    receiver: 'notify-testing'
+    routes:
+    - matchers: [wait="long"]
+      group_wait: 2m
+"""
+
+AM_ROUTE_MATCHERS_AND_MATCH_YAML = """
+receiver: 'notify-def'
+
+routes:
+- matchers: ['{owner="team-A"}', '{level!="critical"}']
+
+  receiver: 'notify-A'
+
+  routes:
+  - matchers: ['{env="testing"}', '{baz!~".*quux"}']
+
+    receiver: 'notify-testing'
+    group_by: [...]
+
+  - match:
+      env: "production"
+
+    receiver: 'notify-productionA'
+    group_wait: 1m
+
+    continue: true
+
+  - matchers: [ env=~"produ.*", job=~".*"]
+
+    receiver: 'notify-productionB'
+    group_wait: 30s
+    group_interval: 5m
+    repeat_interval: 1h
+    group_by: ['job']
+
+- match_re:
+    owner: 'team-(B|C)'
+
+  group_by: ['foo', 'bar']
+  group_wait: 2m
+  receiver: 'notify-BC'
+
+- matchers: [group_by="role"]
+  group_by: ['role']
+
+  routes:
+  - matchers: ['{env="testing"}']
+    receiver: 'notify-testing'
+    routes:
+    - matchers: [wait="long"]
+      group_wait: 2m
+"""
+
+_AM_RECEIVERS = [
+    "notify-def",
+    "notify-A",
+    "notify-testing",
+    "notify-productionA",
+    "notify-productionB",
+    "notify-BC",
+]
+
+
+def _am_settings(route_yaml: str) -> AlertingSettings:
+    """The Go test's route YAML as the route of an ``alerting:`` config, receivers by name."""
+    route = "\n".join("    " + line if line else "" for line in route_yaml.splitlines())
+    receivers = "\n".join(f"    - name: '{name}'" for name in _AM_RECEIVERS)
+    document: dict[str, Any] = yaml.safe_load(
+        f"alerting:\n  receivers:\n{receivers}\n  route:{route}\n"
+    )
+    return AlertingSettings.model_validate(document["alerting"])
+
+
+_M, _S, _H = timedelta(minutes=1), timedelta(seconds=1), timedelta(hours=1)
+# (receiver, group_by set, group_by_all, group_wait, group_interval, repeat_interval, continue)
+_A = ("notify-A", set[str](), False, DEF_WAIT, DEF_INTERVAL, DEF_REPEAT, False)
+_BC = ("notify-BC", {"foo", "bar"}, False, 2 * _M, DEF_INTERVAL, DEF_REPEAT, False)
+_TESTING_ALL = ("notify-testing", set[str](), True, DEF_WAIT, DEF_INTERVAL, DEF_REPEAT, False)
+_PROD_A = ("notify-productionA", set[str](), False, 1 * _M, DEF_INTERVAL, DEF_REPEAT, True)
+_PROD_B = ("notify-productionB", {"job"}, False, 30 * _S, 5 * _M, 1 * _H, False)
+_DEF_ROLE = ("notify-def", {"role"}, False, DEF_WAIT, DEF_INTERVAL, DEF_REPEAT, False)
+_TESTING_ROLE = ("notify-testing", {"role"}, False, DEF_WAIT, DEF_INTERVAL, DEF_REPEAT, False)
+_TESTING_LONG = ("notify-testing", {"role"}, False, 2 * _M, DEF_INTERVAL, DEF_REPEAT, False)
+
+_OWNER_A_MATCH = '{}/{owner="team-A"}'
+_OWNER_A_MATCHERS = '{}/{level!="critical",owner="team-A"}'
+_BC_MATCH_RE = '{}/{owner=~"^(?:team-(B|C))$"}'
+_BC_MATCHERS = '{}/{owner=~"team-(B|C)"}'
+_ROLE = '{}/{group_by="role"}'
+
+
+def _am_cases(
+    owner_a: str, bc: str, testing: str, prod_b: str
+) -> list[tuple[dict[str, str], list[tuple[Any, ...]], list[str]]]:
+    """The eight label sets each of the three Go tests routes, with that test's answers."""
+    return [
+        ({"owner": "team-A"}, [_A], [owner_a]),
+        ({"owner": "team-A", "env": "unset"}, [_A], [owner_a]),
+        ({"owner": "team-C"}, [_BC], [bc]),
+        ({"owner": "team-A", "env": "testing"}, [_TESTING_ALL], [owner_a + testing]),
+        (
+            {"owner": "team-A", "env": "production"},
+            [_PROD_A, _PROD_B],
+            [owner_a + '/{env="production"}', owner_a + prod_b],
+        ),
+        ({"group_by": "role"}, [_DEF_ROLE], [_ROLE]),
+        ({"env": "testing", "group_by": "role"}, [_TESTING_ROLE], [_ROLE + '/{env="testing"}']),
+        (
+            {"env": "testing", "group_by": "role", "wait": "long"},
+            [_TESTING_LONG],
+            [_ROLE + '/{env="testing"}/{wait="long"}'],
+        ),
+    ]
+
+
+AM_ROUTE_CASES = [
+    ("TestRouteMatch", AM_ROUTE_MATCH_YAML, case)
+    for case in _am_cases(
+        _OWNER_A_MATCH, _BC_MATCH_RE, '/{env="testing"}', '/{env=~"^(?:produ.*)$",job=~"^(?:.*)$"}'
+    )
+] + [
+    (name, tree, case)
+    for name, tree in [
+        ("TestRouteMatchers", AM_ROUTE_MATCHERS_YAML),
+        ("TestRouteMatchersAndMatch", AM_ROUTE_MATCHERS_AND_MATCH_YAML),
+    ]
+    for case in _am_cases(
+        _OWNER_A_MATCHERS,
+        _BC_MATCHERS if name == "TestRouteMatchers" else _BC_MATCH_RE,
+        '/{baz!~".*quux",env="testing"}',
+        '/{env=~"produ.*",job=~".*"}',
+    )
+]
+
+
+@pytest.mark.parametrize(
+    ("test", "tree", "case"),
+    AM_ROUTE_CASES,
+    ids=[
+        f"{t}-{','.join(f'{k}={v}' for k, v in sorted(c[0].items()))}" for t, _, c in AM_ROUTE_CASES
+    ],
+)
+def test_alertmanager_own_route_match(test: str, tree: str, case: tuple[Any, ...]) -> None:
+    # GIVEN the route tree of Alertmanager's `test` under alerting:  WHEN the labels are routed
+    labels, expected, keys = case
+    settings = _am_settings(tree)
+    found = routes_for(settings, labels)
+    # THEN the receivers in Alertmanager's order, with its options and route keys
+    assert receivers_for(settings, labels) == [e[0] for e in expected]
+    assert [
+        (
+            m.receiver,
+            set(m.group_by),
+            m.group_by_all,
+            m.group_wait,
+            m.group_interval,
+            m.repeat_interval,
+            m.continue_,
+        )
+        for m in found
+    ] == expected
+    assert [m.route_key for m in found] == keys
+
+
+def test_alertmanager_own_route_match_case_count() -> None:
+    # Eight label sets in each of the three Go tests; a dropped case would shrink this.
+    assert len(AM_ROUTE_CASES) == 24
+
+
+# --- Alertmanager's own TestMatchers (pkg/labels/parse_test.go) -------------------------
+# Every case of that table: input → (name, op, value) list, or the start of its error. Our
+# regex errors are worded as ours ("not a valid regular expression") where Go prints RE2's.
+
+AM_PARSE_MATCHERS_OK: list[tuple[str, list[tuple[str, str, str]]]] = [
+    ('{foo="bar"}', [("foo", "=", "bar")]),
+    ('{foo=~"bar.*"}', [("foo", "=~", "bar.*")]),
+    ('{foo!="bar"}', [("foo", "!=", "bar")]),
+    ('{foo!~"bar.*"}', [("foo", "!~", "bar.*")]),
+    ('{foo="bar", baz!="quux"}', [("foo", "=", "bar"), ("baz", "!=", "quux")]),
+    ('{foo="bar", baz!~"quux.*"}', [("foo", "=", "bar"), ("baz", "!~", "quux.*")]),
+    (
+        '{foo="bar",baz!~".*quux", derp="wat"}',
+        [("foo", "=", "bar"), ("baz", "!~", ".*quux"), ("derp", "=", "wat")],
+    ),
+    (
+        '{foo="bar", baz!="quux", derp="wat"}',
+        [("foo", "=", "bar"), ("baz", "!=", "quux"), ("derp", "=", "wat")],
+    ),
+    (
+        '{foo="bar", baz!~".*quux.*", derp="wat"}',
+        [("foo", "=", "bar"), ("baz", "!~", ".*quux.*"), ("derp", "=", "wat")],
+    ),
+    (
+        '{foo="bar", instance=~"some-api.*"}',
+        [("foo", "=", "bar"), ("instance", "=~", "some-api.*")],
+    ),
+    ('{foo=""}', [("foo", "=", "")]),
+    ('{foo="bar,quux", job="job1"}', [("foo", "=", "bar,quux"), ("job", "=", "job1")]),
+    ('{foo = "bar", dings != "bums", }', [("foo", "=", "bar"), ("dings", "!=", "bums")]),
+    ("foo=bar,dings!=bums", [("foo", "=", "bar"), ("dings", "!=", "bums")]),
+    (
+        r'{quote="She said: \"Hi, ladies! That' + "'" + r's gender-neutral…\""}',
+        [("quote", "=", 'She said: "Hi, ladies! That\'s gender-neutral…"')],
+    ),
+    ('statuscode=~"5.."', [("statuscode", "=~", "5..")]),
+    ("tricky=~~~", [("tricky", "=~", "~~")]),
+    (r"trickier==\\=\=\"", [("trickier", "=", r'=\=\="')]),
+    (
+        r'contains_quote != "\"" , contains_comma !~ "foo,bar" , ',
+        [("contains_quote", "!=", '"'), ("contains_comma", "!~", "foo,bar")],
+    ),
+]
+
+AM_PARSE_MATCHERS_ERR: list[tuple[str, str]] = [
+    ("job=", "matcher value is not present: job="),
+    ('job="value', 'matcher value contains unescaped double quote: "value'),
+    ('job=value"', 'matcher value contains unescaped double quote: value"'),
+    (r'trickier==\\=\=\""', r'matcher value contains unescaped double quote: =\\=\=\""'),
+    (
+        'contains_unescaped_quote = foo"bar',
+        'matcher value contains unescaped double quote: foo"bar',
+    ),
+    ('{invalid-name = "valid label"}', "bad matcher format: "),
+    ('{foo=~"invalid[regexp"}', "not a valid regular expression"),
+    # double-escaped strings
+    (r'"{foo=\"bar"}', "bad matcher format: "),
+    (r'"foo=\"bar"', "bad matcher format: "),
+    (r'"foo=\"bar\""', "bad matcher format: "),
+    (r'"foo=\"bar\"', "bad matcher format: "),
+    (r'"{foo=\"bar\"}"', "bad matcher format: "),
+    ('"foo="bar""', "bad matcher format: "),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), AM_PARSE_MATCHERS_OK)
+def test_alertmanager_own_parse_matchers(text: str, expected: list[tuple[str, str, str]]) -> None:
+    assert [(m.name, m.op, m.value) for m in parse_matchers(text)] == expected
+
+
+@pytest.mark.parametrize(("text", "error"), AM_PARSE_MATCHERS_ERR)
+def test_alertmanager_own_parse_matchers_errors(text: str, error: str) -> None:
+    with pytest.raises(InvalidMatcher, match=re.escape(error)):
+        parse_matchers(text)
+
+
+def test_alertmanager_own_parse_matchers_case_count() -> None:
+    # TestMatchers has 19 accepted inputs and 13 refused ones.
+    assert (len(AM_PARSE_MATCHERS_OK), len(AM_PARSE_MATCHERS_ERR)) == (19, 13)
+
+
+def _walk(node: Any) -> list[Any]:
+    """Depth first, parent before children, as Route.Walk."""
+    return [node] + [n for child in node.routes for n in _walk(child)]
+
+
+def test_alertmanager_own_route_walk() -> None:
+    # TestRouteWalk: the TestRouteMatch tree visited depth first, by receiver
+    tree = _am_settings(AM_ROUTE_MATCH_YAML).routing_tree
+    assert tree is not None
+    assert [n.receiver for n in _walk(tree)] == [
+        "notify-def",
+        "notify-A",
+        "notify-testing",
+        "notify-productionA",
+        "notify-productionB",
+        "notify-BC",
+        "notify-def",
+        "notify-testing",
+        "notify-testing",
+    ]
+
+
+def test_alertmanager_own_inherit_parent_group_by_all() -> None:
+    # TestInheritParentGroupByAll (plus the root receiver a config needs): child1 inherits
+    # ``...``; child2's own group_by replaces it
+    tree = _load(
+        """
+route:
+  receiver: default
+  routes:
+  - match:
+      env: 'parent'
+    group_by: ['...']
+
+    routes:
+    - match:
+        env: 'child1'
+
+    - match:
+        env: 'child2'
+      group_by: ['foo']
+"""
+    ).routing_tree
+    assert tree is not None
+    parent = tree.routes[0]
+    child1, child2 = parent.routes
+    assert (parent.group_by_all, child1.group_by_all, child2.group_by_all) == (True, True, False)
+    assert child2.group_by == ("foo",)
+
+
+def test_alertmanager_own_route_id() -> None:
+    # TestRouteID: every route's ID, walking the tree (the Go test compares as a multiset)
+    tree = _load(
+        """
+route:
+  receiver: default
+  routes:
+  - continue: true
+    matchers:
+    - foo=bar
+    receiver: test1
+    routes:
+    - matchers:
+      - bar=baz
+  - continue: true
+    matchers:
+    - foo=bar
+    receiver: test1
+    routes:
+    - matchers:
+      - bar=baz
+  - continue: true
+    matchers:
+    - foo=bar
+    receiver: test2
+    routes:
+    - matchers:
+      - bar=baz
+  - continue: true
+    matchers:
+    - bar=baz
+    receiver: test3
+    routes:
+    - matchers:
+      - baz=qux
+    - matchers:
+      - qux=corge
+  - continue: true
+    matchers:
+    - qux=~"[a-zA-Z0-9]+"
+  - continue: true
+    matchers:
+    - corge!~"[0-9]+"
+"""
+    ).routing_tree
+    assert tree is not None
+    assert sorted(n.route_id for n in _walk(tree)) == sorted(
+        [
+            "{}",
+            '{}/{foo="bar"}/0',
+            '{}/{foo="bar"}/0/{bar="baz"}/0',
+            '{}/{foo="bar"}/1',
+            '{}/{foo="bar"}/1/{bar="baz"}/0',
+            '{}/{foo="bar"}/2',
+            '{}/{foo="bar"}/2/{bar="baz"}/0',
+            '{}/{bar="baz"}/3',
+            '{}/{bar="baz"}/3/{baz="qux"}/0',
+            '{}/{bar="baz"}/3/{qux="corge"}/1',
+            '{}/{qux=~"[a-zA-Z0-9]+"}/4',
+            '{}/{corge!~"[0-9]+"}/5',
+        ]
+    )
