@@ -69,7 +69,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from shared.alerting_config import AlertingSettings, Matcher, Receiver, parse_matcher
 from shared.composition import Adapters
@@ -90,6 +90,7 @@ from shared.services.alert_routing import (
 from shared.services.once import new_nonce, publish_once
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 JSON = "application/json"
 ROOT = "_opsuite/alerts"
@@ -380,20 +381,30 @@ def _closes_older_incident(current: ActiveAlert, close: Alert, ends_at: datetime
     return close.source_id != opened_id and close.starts_at < opened_at
 
 
-def active_alerts(deps: RouterDeps) -> list[ActiveAlert]:
-    """Every stored alert state (unreadable objects are logged and skipped)."""
-    found: list[ActiveAlert] = []
-    for info in deps.store.list(deps.bucket, ACTIVE_PREFIX):
+def _read_all(
+    deps: RouterDeps, prefix: str, parse: Callable[[str, bytes], T], what: str
+) -> list[T]:
+    """Every object under ``prefix`` parsed; one deleted since the listing is skipped, an
+    unreadable one is logged and skipped."""
+    found: list[T] = []
+    for info in deps.store.list(deps.bucket, prefix):
         try:
-            found.append(ActiveAlert.from_bytes(deps.store.read(deps.bucket, info.name)))
+            found.append(parse(info.name, deps.store.read(deps.bucket, info.name)))
         except NotFound:
             continue  # deleted since the listing
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             logger.warning(
-                "skipping an unreadable active alert",
+                f"skipping an unreadable {what}",
                 extra={"fields": {"object": info.name, "error": str(exc)[:200]}},
             )
     return found
+
+
+def active_alerts(deps: RouterDeps) -> list[ActiveAlert]:
+    """Every stored alert state (unreadable objects are logged and skipped)."""
+    return _read_all(
+        deps, ACTIVE_PREFIX, lambda _n, raw: ActiveAlert.from_bytes(raw), "active alert"
+    )
 
 
 # -- aggregation groups ---------------------------------------------------------------
@@ -494,20 +505,9 @@ def _hold_for_group(deps: RouterDeps, route: RouteMatch, alert: Alert, now: date
 
 def alert_groups(deps: RouterDeps) -> list[tuple[str, AlertGroup]]:
     """Every stored group with its object name (unreadable ones logged and skipped)."""
-    found: list[tuple[str, AlertGroup]] = []
-    for info in deps.store.list(deps.bucket, GROUPS_PREFIX):
-        try:
-            found.append(
-                (info.name, AlertGroup.from_bytes(deps.store.read(deps.bucket, info.name)))
-            )
-        except NotFound:
-            continue
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            logger.warning(
-                "skipping an unreadable alert group",
-                extra={"fields": {"object": info.name, "error": str(exc)[:200]}},
-            )
-    return found
+    return _read_all(
+        deps, GROUPS_PREFIX, lambda name, raw: (name, AlertGroup.from_bytes(raw)), "alert group"
+    )
 
 
 # -- silences -------------------------------------------------------------------------
@@ -549,19 +549,9 @@ class Silence:
 
 def silences(deps: RouterDeps) -> list[Silence]:
     """Every stored silence, expired ones included (unreadable ones logged and skipped)."""
-    found: list[Silence] = []
-    for info in deps.store.list(deps.bucket, SILENCES_PREFIX):
-        try:
-            body = json.loads(deps.store.read(deps.bucket, info.name))
-            found.append(Silence.from_json(body, info.name))
-        except NotFound:
-            continue
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            logger.warning(
-                "skipping an unreadable silence",
-                extra={"fields": {"object": info.name, "error": str(exc)[:200]}},
-            )
-    return found
+    return _read_all(
+        deps, SILENCES_PREFIX, lambda name, raw: Silence.from_json(json.loads(raw), name), "silence"
+    )
 
 
 # -- the ledger -----------------------------------------------------------------------
