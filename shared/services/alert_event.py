@@ -31,6 +31,7 @@ from shared.services.alert_router import (
     handle_alert,
     tick,
 )
+from shared.services.trigger_rejections import log_rejected
 
 logger = logging.getLogger(__name__)
 
@@ -104,17 +105,7 @@ def handle_alert_event(
         )
         raise
     except (BadInput, ConfigError, PermanentError) as exc:
-        logger.error(
-            "alert trigger rejected",
-            extra={
-                "fields": {
-                    **fields,
-                    "trigger_rejected": "bad_input" if isinstance(exc, BadInput) else "permanent",
-                    "error_type": type(exc).__name__,
-                    "error": str(exc)[:500],
-                }
-            },
-        )
+        log_rejected(logger, "alert trigger rejected", fields, exc, error_chars=500)
         return None
     logger.info(
         "alert routed",

@@ -25,6 +25,7 @@ from shared.services.sla import (
     SlaRequest,
     evaluate,
 )
+from shared.services.trigger_rejections import log_rejected
 
 logger = logging.getLogger(__name__)
 
@@ -108,16 +109,6 @@ def handle_sla_event(data: object, context: Mapping[str, Any]) -> EvaluationOutc
         )
         raise
     except (BadInput, ConfigError, PermanentError) as exc:
-        logger.error(
-            "SLA trigger rejected",
-            extra={
-                "fields": {
-                    **fields,
-                    "trigger_rejected": "bad_input" if isinstance(exc, BadInput) else "permanent",
-                    "error_type": type(exc).__name__,
-                    "error": str(exc),
-                }
-            },
-        )
+        log_rejected(logger, "SLA trigger rejected", fields, exc)
         return None
     return outcome

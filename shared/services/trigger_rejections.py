@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
-from shared.errors import NotFound, OpsuiteError
+from shared.errors import BadInput, NotFound, OpsuiteError
 from shared.ports import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -84,3 +86,28 @@ def newest_rejection(store: ObjectStore, bucket: str) -> TriggerRejection | None
             error=f"the rejection record {names[-1]} is unreadable",
             message_id="",
         )
+
+
+def log_rejected(
+    log: logging.Logger,
+    message: str,
+    fields: Mapping[str, Any],
+    exc: Exception,
+    *,
+    error_chars: int | None = None,
+) -> None:
+    """The ERROR line of a trigger that is acknowledged without being acted on: its
+    ``trigger_rejected`` field (``bad_input`` / ``permanent``) is what a log-based metric
+    counts."""
+    error = str(exc) if error_chars is None else str(exc)[:error_chars]
+    log.error(
+        message,
+        extra={
+            "fields": {
+                **fields,
+                REJECTED_FIELD: "bad_input" if isinstance(exc, BadInput) else "permanent",
+                "error_type": type(exc).__name__,
+                "error": error,
+            }
+        },
+    )
