@@ -766,7 +766,7 @@ def _day_of_month(value: str) -> tuple[int, int]:
         raise ValueError("end day must be negative if start day is negative")
     # a negative day can't be placed without the month: check against the shortest one
     if (28 + begin if begin < 0 else begin) > (28 + end if end < 0 else end):
-        raise ValueError(f"end day {end} is before start day {begin}")
+        raise ValueError(f"end day {end} is always before start day {begin}")
     return begin, end
 
 

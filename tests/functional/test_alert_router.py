@@ -370,6 +370,32 @@ def test_a_firing_p0_pipeline_outage_inhibits_a_p2_alert(
     assert record["reason"].startswith("inhibited by inhibit_rules[0]")
 
 
+def test_a_resolved_source_no_longer_inhibits(
+    local_stack: Stack, post: Callable[[dict[str, Any]], Any]
+) -> None:
+    # Alertmanager's inhibit_test.go TestInhibit, through the router: the target is muted
+    # while the source fires, the source itself is not, and once the source is resolved
+    # the target is told (a new one on delivery, the held one by the tick)
+    source = slo_event(slo="pipeline_availability", severity="P0")
+    held = slo_event(slo="data_freshness", severity="P2")
+    assert post(source).status_code == 200
+    assert post(held).status_code == 200
+    [record] = [r for r in ledger(local_stack) if r["fingerprint"] == fingerprint_of(held)]
+    assert record["status"] == "suppressed"
+
+    recovered = slo_event(
+        "slo.recovered", slo="pipeline_availability", severity="P0", at=NOW - timedelta(minutes=1)
+    )
+    assert post(recovered).status_code == 200
+    later = slo_event(slo="phase_success_rate", severity="P2")
+    assert post(later).status_code == 200
+    assert post(tick_event()).status_code == 200
+
+    told = [(n["status"], n["alerts"][-1]["labels"]["slo"]) for n in notifications(local_stack)]
+    assert told[:2] == [("firing", "pipeline_availability"), ("resolved", "pipeline_availability")]
+    assert sorted(told[2:]) == [("firing", "data_freshness"), ("firing", "phase_success_rate")]
+
+
 def test_a_p1_breach_pages_and_posts_then_resolves_with_the_same_dedup_key(
     http_stack: Stack, server: HTTPServer, post: Callable[[dict[str, Any]], Any]
 ) -> None:

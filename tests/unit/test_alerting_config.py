@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import zoneinfo
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -292,7 +294,7 @@ def test_a_receiver_with_only_a_name_is_a_null_receiver() -> None:
         (
             "{days_of_month: ['10:-25']}",
             "days_of_month[0]",
-            "end day -25 is before start day 10",
+            "end day -25 is always before start day 10",
         ),
         ("{months: ['martius:june']}", "months[0]", "martius is not a valid month"),
         ("{months: ['march:junius']}", "months[0]", "junius is not a valid month"),
@@ -382,3 +384,31 @@ def test_yaml_scalars_in_match_are_read_as_written() -> None:
     )
     assert settings.route is not None
     assert settings.route.routes[0].match == {"code": "500", "paged": "true"}
+
+
+def test_zones_load_without_a_system_tz_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a runtime with no /usr/share/zoneinfo (zoneinfo then falls back to the tzdata
+    # package the functions ship)  WHEN a time interval names a zone
+    zoneinfo.reset_tzpath(to=[])
+    zoneinfo.ZoneInfo.clear_cache()
+    try:
+        settings = _settings(
+            "{route: {receiver: default}, time_intervals: [{name: t, time_intervals: "
+            "[{location: Australia/Sydney}]}]}"
+        )
+        interval = settings.time_interval("t")
+        # THEN it loads, with the zone's rules (AEDT, +11, on 1 Nov 2021)
+        assert interval is not None
+        zone = interval.time_intervals[0].zone
+        offset = datetime(2021, 11, 1, 9, tzinfo=zone).utcoffset()
+        assert offset == timedelta(hours=11)
+    finally:
+        zoneinfo.reset_tzpath()
+        zoneinfo.ZoneInfo.clear_cache()
+
+
+def test_every_function_ships_the_tz_database() -> None:
+    root = Path(__file__).resolve().parents[2]
+    for requirements in sorted(root.glob("functions/*/requirements.txt")):
+        pins = requirements.read_text().split()
+        assert any(p.startswith("tzdata==") for p in pins), requirements
