@@ -61,7 +61,10 @@ def parse_pubsub_envelope(data: object) -> PubSubMessage:
             raise BadInput("message.publishTime is not an RFC 3339 timestamp") from None
         if publish_time.tzinfo is None:
             publish_time = publish_time.replace(tzinfo=UTC)
-        publish_time = publish_time.astimezone(UTC)  # its date is the UTC date of the night
+        try:
+            publish_time = publish_time.astimezone(UTC)  # its date is the UTC date of the night
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: before year 1 in UTC
+            raise BadInput("message.publishTime is out of range") from None
     return PubSubMessage(
         data=payload,
         attributes=dict(attributes),

@@ -4,9 +4,11 @@ One Pub/Sub message (a Cloud Monitoring incident notification, or a suite event 
 ``opsuite-alerts`` / ``opsuite-backup-events``; the source is detected from the
 ``event_type`` attribute or the body) becomes one :class:`~shared.models.Alert` and is
 routed by :func:`shared.services.alert_router.handle_alert`. Returns normally to
-acknowledge (also for a malformed message: logged ``trigger_rejected``, nothing sent, no
-crash loop); raises TransientError to get the message redelivered (a receiver that could
-not be reached: the ledger keeps the others from being told twice).
+acknowledge (also for a malformed message, or one the parser fails on unexpectedly:
+logged ``trigger_rejected``, nothing sent, no crash loop); raises TransientError to get
+the message redelivered (a receiver that could not be reached: the ledger keeps the
+others from being told twice). The scheduled tick is always acknowledged: what it could
+not do is logged, and the next tick is its retry.
 """
 
 from __future__ import annotations
@@ -82,12 +84,30 @@ def handle_alert_event(
 ) -> RouteOutcome | TickOutcome | None:
     fields: dict[str, Any] = {"event_id": context.get("id"), "event_type": context.get("type")}
     started = time.monotonic()  # the delivery budget counts from the trigger's arrival
+    # Reading the message is pure: whatever it raises, redelivering the same bytes raises
+    # it again. So any exception here (a BadInput, or a bug such as an OverflowError the
+    # parser failed to turn into one) rejects the message: acknowledged, logged at ERROR
+    # with its type, never redelivered forever as a poison message.
     try:
         message = parse_pubsub_envelope(data)
         fields["message_id"] = message.message_id
-        if is_tick(message):
+        tick_message = is_tick(message)
+        alert = (
+            None
+            if tick_message
+            else alert_from_message(message, topic_kind=None, received_at=datetime.now(UTC))
+        )
+    except BadInput as exc:
+        log_rejected(logger, "alert trigger rejected", fields, exc, error_chars=500)
+        return None
+    except Exception as exc:
+        log_rejected(
+            logger, "alert trigger rejected: reading it failed", fields, exc, error_chars=500
+        )
+        return None
+    try:
+        if tick_message:
             return _tick(fields, started)
-        alert = alert_from_message(message, topic_kind=None, received_at=datetime.now(UTC))
         if alert is None:
             logger.info("message is not an alert; acknowledged", extra={"fields": fields})
             return None
@@ -130,6 +150,8 @@ def _tick(fields: dict[str, Any], started: float) -> TickOutcome:
                 "expired_alerts": len(outcome.expired_alerts),
                 "silences_deleted": len(outcome.silences_deleted),
                 "states_deleted": len(outcome.states_deleted),
+                # what this tick could not do (logged each); the next tick retries it
+                "failed": list(outcome.failed[:20]),
             }
         },
     )

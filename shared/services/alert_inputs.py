@@ -11,10 +11,17 @@ Sources (``topic_kind``; ``None`` detects it: an ``event_type`` attribute or bod
 
 **Cloud Monitoring incidents** (``incidents``; notification ``version`` "1.2").
 
-* fingerprint = ``sha256(json(["monitoring", policy_name, condition_name,
-  resource.type, sorted resource.labels, sorted metric.labels]))[:32]``. Not the
-  incident id, the times or the text, so the open and the close of one incident share it
-  whichever arrives first. Metric labels are in the key because Cloud Monitoring opens
+* fingerprint = ``sha256(json(["monitoring-condition", condition.name, resource.type,
+  sorted resource.labels, sorted metric.labels]))[:32]`` where ``condition.name`` is the
+  condition's resource name ``projects/<project>/alertPolicies/<policy_id>/conditions/
+  <condition_id>``: display names are user-editable, so renaming a policy while an
+  incident is open must not give its close another fingerprint, and two policies sharing
+  a display name must not collapse into one alert. Only without a ``condition.name`` of
+  that shape (absent, null, or anything else) the display names identify it instead:
+  ``sha256(json(["monitoring", policy_name, condition_name, resource.type, sorted
+  resource.labels, sorted metric.labels]))[:32]``. Not the incident id, the times or the
+  text, so the open and the close of one incident share it whichever arrives first.
+  Metric labels are in the key because Cloud Monitoring opens
   one incident per violating *time series*: the suite's custom metrics live on the
   ``global`` resource and differ only by metric labels (``freshness/age_hours{table}``),
   so per-table incidents must not collapse into one alert. Label values enter the key
@@ -43,7 +50,7 @@ Sources (``topic_kind``; ``None`` detects it: an ``event_type`` attribute or bod
 * starts_at = ``started_at``; ends_at = ``ended_at`` for a closed incident (never before
   starts_at). Times may be epoch seconds as int, float or digit string, or RFC 3339
   text; 0 / null / missing means "not given": the message's publish time, else
-  ``received_at``.
+  ``received_at``. Every instant must be in the plausible window (below), else BadInput.
 * **Test notifications** (``"version": "test"``, or a policy named ``test``, ``test
   policy``, ``test notification`` or starting ``[test]``: deliberately narrow, a real
   policy called "Test latency p99" is not a test) → a *firing* Alert labelled
@@ -95,6 +102,15 @@ first in sorted order), at most ``MAX_LABELS`` (64) labels, values ≤ 1024 char
 annotations ≤ 4096 chars (cut with "…"); control and bidi-override characters are
 removed (annotations keep newlines and tabs), lone surrogates become "?". URLs kept as
 links are https with a host and no whitespace, ≤ 2048 chars.
+
+Plausible instants: every time read from a message (incident ``started_at`` /
+``ended_at``, an SLO event's ``at``, the publish time) must lie in ``[EARLIEST_INSTANT,
+received_at + MAX_FUTURE]``, i.e. from 2000-01-01T00:00:00Z to one day after the message
+arrived; anything else is BadInput naming the field. Nothing the suite watches predates
+2000, and a producer's clock is never a day ahead (a local time mislabelled as UTC is at
+most 14 h off), while a year-1 or year-9999 instant would overflow the router's own
+arithmetic (``ends_at + timedelta(days=…)``) and break every later tick. Past times
+have no tighter bound: a message may be redelivered long after it was published.
 """
 
 from __future__ import annotations
@@ -161,6 +177,14 @@ _MANIFEST_URI = re.compile(
     r"(?P<run_id>[0-9]{8}(?:-[0-9a-f]{8})?)/" + re.escape(MANIFEST)
 )
 _MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z
+_CONDITION_RESOURCE = re.compile(
+    r"projects/[a-z0-9][a-z0-9.:-]{0,127}/alertPolicies/[A-Za-z0-9_-]{1,128}"
+    r"/conditions/[A-Za-z0-9_-]{1,128}"
+)
+#: no instant in a message is earlier than this (see "Plausible instants")
+EARLIEST_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)
+#: nor later than this after the message was received
+MAX_FUTURE = timedelta(days=1)
 #: C0/C1 controls and DEL, bidi embeddings/overrides/isolates, line/paragraph separators
 _UNSAFE_LABEL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 _UNSAFE_TEXT = re.compile(
@@ -264,11 +288,29 @@ def incident_fingerprint(
     resource_labels: Mapping[str, str],
     metric_labels: Mapping[str, str],
 ) -> str:
-    """One Cloud Monitoring problem: the policy's condition on one time series."""
+    """One Cloud Monitoring problem by display names: the policy's condition on one time
+    series (only for an incident without a ``condition.name``)."""
     return _digest(
         "monitoring",
         policy_name,
         condition_name,
+        resource_type,
+        sorted(resource_labels.items()),
+        sorted(metric_labels.items()),
+    )
+
+
+def condition_fingerprint(
+    condition_resource: str,
+    resource_type: str,
+    resource_labels: Mapping[str, str],
+    metric_labels: Mapping[str, str],
+) -> str:
+    """One Cloud Monitoring problem by the condition's resource name
+    (``projects/P/alertPolicies/ID/conditions/ID``) on one time series."""
+    return _digest(
+        "monitoring-condition",
+        condition_resource,
         resource_type,
         sorted(resource_labels.items()),
         sorted(metric_labels.items()),
@@ -376,6 +418,7 @@ def _incident_alert(
     incident = _object(raw, "incident") if raw is not None else {}
     policy = _text(incident.get("policy_name"), "incident.policy_name")
     condition = _text(incident.get("condition_name"), "incident.condition_name")
+    condition_resource = _condition_resource(incident.get("condition"))
     test = test or _is_test_policy(policy)
     incident_id = _text(incident.get("incident_id"), "incident.incident_id")
     state = _text(incident.get("state"), "incident.state")
@@ -410,9 +453,9 @@ def _incident_alert(
         or DEFAULT_SEVERITY
     )
 
-    fallback = _published(message) or received_at
-    started = _instant(incident.get("started_at"), "incident.started_at")
-    ended = _instant(incident.get("ended_at"), "incident.ended_at")
+    fallback = _published(message, received_at) or received_at
+    started = _instant(incident.get("started_at"), "incident.started_at", received_at)
+    ended = _instant(incident.get("ended_at"), "incident.ended_at", received_at)
     starts_at = started or fallback
     ends_at: datetime | None = None
     if test:
@@ -422,6 +465,10 @@ def _incident_alert(
 
     if test:
         fingerprint = monitoring_test_fingerprint(message.message_id or incident_id or "")
+    elif condition_resource is not None:
+        fingerprint = condition_fingerprint(
+            condition_resource, resource_type or "", resource_labels, metric_labels
+        )
     else:
         fingerprint = incident_fingerprint(
             policy or "", condition or "", resource_type or "", resource_labels, metric_labels
@@ -476,6 +523,15 @@ def _incident_alert(
         generator_url=console,
         received_at=received_at,
     )
+
+
+def _condition_resource(value: object) -> str | None:
+    """``incident.condition.name`` if it is a condition's resource name, else None."""
+    condition = _object(value, "incident.condition", optional=True)
+    name = _text(condition.get("name"), "incident.condition.name")
+    if name is None or not _CONDITION_RESOURCE.fullmatch(name):
+        return None
+    return name
 
 
 def _is_test_policy(policy: str | None) -> bool:
@@ -558,7 +614,11 @@ def _slo_alert(body: Mapping[str, Any], message: PubSubMessage, received_at: dat
     burn_pair = _text(body.get("burn_pair"), "burn_pair")
     if burn_pair is not None and not _BURN_PAIR.fullmatch(burn_pair):
         raise BadInput(f"burn_pair: {_show(burn_pair)} is not a window pair like 1h/15m")
-    at = _rfc3339(body.get("at"), "at") or _published(message) or received_at
+    at = (
+        _rfc3339(body.get("at"), "at", received_at)
+        or _published(message, received_at)
+        or received_at
+    )
 
     labels = _Labels()
     labels.add("alertname", f"SLO {slo} {condition}")
@@ -693,7 +753,7 @@ def _backup_alert(
     failed = _failed_tables(body.get("failed"))
     errors = _text_list(body.get("errors"), "errors")
     tables = _count(body.get("tables"), "tables")
-    at = _published(message) or received_at
+    at = _published(message, received_at) or received_at
     status: AlertStatus = "resolved" if event_type == "backup.completed" else "firing"
 
     labels = _Labels()
@@ -885,29 +945,34 @@ def _required(value: str | None, name: str, pattern: re.Pattern[str], expected: 
     return value
 
 
-def _instant(value: object, where: str) -> datetime | None:
+def _instant(value: object, where: str, received_at: datetime) -> datetime | None:
     """Epoch seconds (int, float, digit string) or RFC 3339 text; 0 or null: not given."""
     if value is None:
         return None
     if isinstance(value, bool):
         raise BadInput(f"{where}: expected epoch seconds, not a boolean")
+    raw = value
     if isinstance(value, str):
-        text = value.strip()
+        raw = text = value.strip()
         if not text:
             return None
         if not _EPOCH_TEXT.fullmatch(text):
-            return _rfc3339(text, where)
+            return _rfc3339(text, where, received_at)
         value = float(text)
     if not isinstance(value, int | float):
         raise BadInput(f"{where}: expected epoch seconds, not {_kind(value)}")
     if not math.isfinite(value) or value < 0 or value > _MAX_EPOCH:
-        raise BadInput(f"{where}: {_show(value)} is not a time (epoch seconds)")
+        raise BadInput(f"{where}: {_show(raw)} is not a time (epoch seconds)")
     if value == 0:
         return None
-    return datetime.fromtimestamp(value, UTC)
+    try:
+        at = datetime.fromtimestamp(value, UTC)
+    except (OverflowError, ValueError, OSError):
+        raise BadInput(f"{where}: {_show(raw)} is not a time (epoch seconds)") from None
+    return _plausible(at, raw, where, received_at)
 
 
-def _rfc3339(value: object, where: str) -> datetime | None:
+def _rfc3339(value: object, where: str, received_at: datetime) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -918,9 +983,21 @@ def _rfc3339(value: object, where: str) -> datetime | None:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         raise BadInput(f"{where}: {_show(value)} is not an RFC 3339 timestamp") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    return _plausible(parsed, value, where, received_at)
+
+
+def _plausible(at: datetime, raw: object, where: str, received_at: datetime) -> datetime:
+    """``at`` in UTC (naive: taken as UTC) if it is in the window of the module
+    docstring, else BadInput naming ``where`` and showing ``raw``."""
+    try:
+        utc = (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).astimezone(UTC)
+    except (OverflowError, ValueError, OSError):  # year 1 or 9999 shifted past the range
+        utc = (datetime.min if at.year < 2000 else datetime.max).replace(tzinfo=UTC)
+    if utc < EARLIEST_INSTANT:
+        raise BadInput(f"{where}: {_show(raw)} is before {EARLIEST_INSTANT:%Y-%m-%d} UTC")
+    if utc - received_at > MAX_FUTURE:
+        raise BadInput(f"{where}: {_show(raw)} is more than a day after the message arrived")
+    return utc
 
 
 def _refuse_constant(name: str) -> Any:
@@ -934,12 +1011,12 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _published(message: PubSubMessage) -> datetime | None:
+def _published(message: PubSubMessage, received_at: datetime) -> datetime | None:
     """The publish time in UTC (a naive one, from a hand-built message, taken as UTC)."""
     at = message.publish_time
     if at is None:
         return None
-    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).astimezone(UTC)
+    return _plausible(at, at.isoformat(), "publish_time", received_at)
 
 
 def _encodable(text: str) -> str:
@@ -953,13 +1030,16 @@ def _cap(text: str, limit: int) -> str:
 
 __all__ = [
     "BACKUP_JOB",
+    "EARLIEST_INSTANT",
     "MAX_ANNOTATION",
+    "MAX_FUTURE",
     "MAX_LABELS",
     "MAX_LABEL_VALUE",
     "TEST_ALERT_TTL",
     "TopicKind",
     "alert_from_message",
     "backup_fingerprint",
+    "condition_fingerprint",
     "detect_topic_kind",
     "incident_fingerprint",
     "label_name",

@@ -18,9 +18,12 @@ Everything lives in the backup bucket under ``_opsuite/alerts/`` (no long-lived 
   resolved, failed). A suppression is recorded beside it as
   ``<status>-<slot>.suppressed.json`` (status suppressed, with the reason) and does not
   take the slot: once the silence / mute / inhibition is over, :func:`tick` notifies.
-- ``claims/...``: per integration of a receiver, :func:`shared.services.once.publish_once`
-  claims and done markers (one nonce per delivery: a retry recognises its own claim; a
-  failed send frees it), so of concurrent deliveries exactly one sends.
+- ``claims/<episode dir>/<status>-<slot>/<integration>``: per integration of a receiver,
+  :func:`shared.services.once.publish_once` claims and done markers (one nonce per
+  delivery: a retry recognises its own claim; a failed send frees it), so of concurrent
+  deliveries exactly one sends. A group notification is claimed under its leader, and
+  each other alert in it gets ``via-<leader>.json`` under its own claims; PagerDuty
+  events are claimed per alert (one event each).
 - ``groups/<id>.json`` (``id``: the first 32 hex digits of the SHA-256 of the receiver,
   a newline and the group key): per (receiver, group key) ``{receiver, route_id,
   group_key, group_labels, last_sent_at, last_sent_by, pending}``, updated by
@@ -48,9 +51,11 @@ group key). Resolutions are not grouped: each is sent on its delivery.
 Repeats (``repeat_interval``, per alert) and what a silence held back are the tick's
 per alert, so they hold to its granularity too.
 
-A resolution goes only to receivers that were notified
-of the firing. A receiver failing transiently doesn't stop the others; the delivery then
-raises TransientError so Pub/Sub redelivers and only that receiver is tried again. A
+A resolution goes to the receivers that were (or may have been) notified of the
+firing, wherever the alert's labels or the config route it now. Every receiver, and
+every integration of a receiver, is tried even when one fails; a transient failure then
+makes the delivery raise TransientError so Pub/Sub redelivers and only what failed is
+tried again (the tick instead logs it and leaves it to the next tick). A
 secret that can't be read (IAM, a missing or disabled version) counts as transient too
 (nothing is recorded: the redelivery and the tick retry it). A receiver's own permanent
 answer (4xx) is recorded ``failed`` with the answer and acknowledged.
@@ -65,7 +70,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -84,6 +89,7 @@ from shared.services.alert_routing import (
     group_labels,
     inhibition,
     labels_match,
+    route_for_receiver,
     routes_for,
     time_muted,
 )
@@ -673,8 +679,9 @@ def _notified_firing(deps: RouterDeps, alert: Alert, receiver: str) -> bool:
 
 
 #: a claim or done marker of :func:`shared.services.once.publish_once` (``<n>.done.json``,
-#: ``<n>.claim[.<generation>].json``)
-_CLAIM_OBJECT = re.compile(r"\d+\.(?:done|claim(?:\.\d+)?)\.json")
+#: ``<n>.claim[.<generation>].json``), or the marker of a group notification claimed under
+#: another alert (``via-<leader fingerprint>.json``, written before it is sent)
+_CLAIM_OBJECT = re.compile(r"\d+\.(?:done|claim(?:\.\d+)?)\.json|via-[0-9a-f]{16,64}\.json")
 
 
 # -- routing one alert ----------------------------------------------------------------
@@ -764,19 +771,39 @@ def handle_alert(alert: Alert, deps: RouterDeps) -> RouteOutcome:
         firing.append(current)
     silenced_by = [s for s in silences(deps) if s.active_at(now)]
 
-    results: list[ReceiverOutcome] = []
-    seen: set[str] = set()
-    for route in routes_for(deps.alerting, current.labels):
-        if route.receiver in seen:
-            continue
-        seen.add(route.receiver)
-        results.append(_route_to(deps, route, current, firing, silenced_by, now, slot=0, hold=True))
+    results = [
+        _route_to(deps, route, current, firing, silenced_by, now, slot=0, hold=True)
+        for route in routes_to_tell(deps, current)
+    ]
     result = RouteOutcome(alert.fingerprint, alert.status, False, tuple(results))
     transient = [r for r in results if r.result == "transient"]
     if transient:
         names = ", ".join(r.receiver for r in transient)
         raise TransientError(f"alert {alert.fingerprint}: receivers {names} failed; retry later")
     return result
+
+
+def routes_to_tell(deps: RouterDeps, alert: Alert) -> list[RouteMatch]:
+    """The routes ``alert`` goes to, one per receiver (the first route reaching it): the
+    routes its labels reach and, for a resolution, every other receiver that may have
+    been told of the episode's firing (:func:`_notified_firing`): the labels (a new
+    incident of the same series with another severity) or the config may have changed
+    since, and a resolve that misses the receiver of the trigger leaves a page open."""
+    found: list[RouteMatch] = []
+    seen: set[str] = set()
+    for route in routes_for(deps.alerting, alert.labels):
+        if route.receiver not in seen:
+            seen.add(route.receiver)
+            found.append(route)
+    if alert.status != "resolved" or not found:
+        return found
+    for receiver in deps.alerting.receivers:
+        name = receiver.name
+        if name in seen or not _notified_firing(deps, alert, name):
+            continue
+        seen.add(name)
+        found.append(route_for_receiver(deps.alerting, name) or replace(found[0], receiver=name))
+    return found
 
 
 def _firing(alert: Alert, now: datetime) -> bool:
@@ -847,6 +874,19 @@ def _route_to(
     return _notify(deps, route, notifiers, (alert,), members, now, slot=slot, retry_of=retry_of)
 
 
+@dataclass
+class _Sent:
+    """What the integrations of one receiver did with one notification."""
+
+    codes: list[int] = field(default_factory=list)
+    #: fingerprints some integration accepted a notification of
+    delivered: set[str] = field(default_factory=set)
+    #: (integration index, fingerprint or "", the error) of permanent refusals
+    refused: list[tuple[int, str, PermanentError]] = field(default_factory=list)
+    #: the first transient failure (the delivery is retried), if any
+    transient: str | None = None
+
+
 def _notify(
     deps: RouterDeps,
     route: RouteMatch,
@@ -858,125 +898,205 @@ def _notify(
     slot: int,
     retry_of: int = 0,
 ) -> ReceiverOutcome:
-    """Send one notification of ``sending`` (non-empty, one status; the last one leads:
-    the claims are its) with ``context`` (the group's other firing members, for receivers
-    that show a group; PagerDuty gets only ``sending``: one event per alert new in it),
-    once per integration; then one ledger record per alert in ``sending``, the leader's
-    last (a redelivery after a crash finds the same leader and its done marker)."""
+    """Send one notification of ``sending`` (non-empty, one status; the last one leads)
+    with ``context`` (the group's other firing members, for receivers that show a group)
+    to every integration of the receiver, each once.
+
+    - Slack / webhook / file / console: one notification, claimed under the leader; the
+      other alerts get a ``via-<leader>`` marker under their own claims first, so their
+      resolution finds that they may have been told (:func:`_notified_firing`).
+    - PagerDuty: one event per alert in ``sending``, each claimed under its own alert: a
+      retry after a 429 half-way through a big group sends only the rest.
+    - Every integration is tried even when one fails (PagerDuty down doesn't keep Slack
+      quiet). Any transient failure: nothing is recorded, the outcome is ``transient``
+      (the redelivery or the next tick retries; the claims' done markers keep what was
+      accepted from being sent twice). Otherwise one ledger record per alert, the
+      leader's last: ``firing``/``resolved`` if some integration accepted it (permanent
+      refusals of the others listed in ``refused``), ``failed`` if none did.
+    """
+    name = route.receiver
+    alert = sending[-1]
+    if alert.status == "firing" and len(sending) > 1:
+        for member in sending[:-1]:
+            via = (
+                f"{CLAIMS_PREFIX}{episode_dir(member, name)}/{member.status}-{slot}/"
+                f"via-{alert.fingerprint}.json"
+            )
+            deps.store.write_once(deps.bucket, via, b"{}", JSON)
+    sent = _Sent()
+    nonce = new_nonce()
+    try:
+        for index, notifier in enumerate(notifiers):
+            _send_integration(
+                deps, route, notifier, index, sending, context, now, slot, nonce, sent
+            )
+    except _NoLongerFiring:
+        logger.info(
+            "alert resolved or replaced before its firing was sent: not sent",
+            extra={"fields": {"fingerprint": alert.fingerprint, "receiver": name}},
+        )
+        return ReceiverOutcome(name, "skipped", "no longer firing")
+    for index, fingerprint, exc in sent.refused:
+        logger.error(
+            "alert delivery refused for good",
+            extra={
+                "fields": {
+                    "fingerprint": fingerprint or alert.fingerprint,
+                    "receiver": name,
+                    "integration": index,
+                    "status_code": getattr(exc, "status", None),
+                    "error": str(getattr(exc, "answer", "") or exc)[:ANSWER_CHARS],
+                }
+            },
+        )
+    if sent.transient is not None:
+        return ReceiverOutcome(name, "transient", sent.transient)
+    notified_at = deps.now()
+    status_code = max(sent.codes) if sent.codes else None
+    key = group_key(route, alert.labels)
+    refusals = [
+        {
+            "integration": index,
+            "fingerprint": fingerprint or None,
+            "status_code": getattr(exc, "status", None),
+            "response": str(getattr(exc, "answer", "") or exc)[:ANSWER_CHARS],
+            "error_type": type(exc).__name__,
+        }
+        for index, fingerprint, exc in sent.refused
+    ]
+    for a in sending:
+        record_name = ledger_name(a, name, a.status, slot)
+        base = _record_base(a, name, route, slot, now)
+        replacing = retry_of if a is alert else 0
+        if a.fingerprint not in sent.delivered:
+            first = refusals[0] if refusals else {}
+            _write_record(
+                deps,
+                record_name,
+                {**base, "status": "failed", **{k: first.get(k) for k in _REFUSAL_FIELDS}},
+                replacing=replacing,
+            )
+            continue
+        _write_record(
+            deps,
+            record_name,
+            {
+                **base,
+                "status": a.status,
+                "notified_at": _iso(notified_at),
+                # detection (starts_at → first notification accepted): the first firing only
+                "detection_seconds": (
+                    round((notified_at - a.starts_at).total_seconds(), 3)
+                    if a.status == "firing" and slot == 0
+                    else None
+                ),
+                "status_code": status_code,
+                "status_codes": sent.codes,
+                "group_key": key,
+                "alerts": len(context) + len(sending),
+                "refused": refusals,
+            },
+            replacing=replacing,
+        )
+        _mark_notified(deps, a, name, slot, notified_at)
+    if alert.fingerprint not in sent.delivered:
+        refusal = sent.refused[0][2] if sent.refused else None
+        status = getattr(refusal, "status", None)
+        return ReceiverOutcome(
+            name,
+            "failed",
+            str(getattr(refusal, "answer", "") or refusal or "")[:ANSWER_CHARS],
+            status if isinstance(status, int) else None,
+        )
+    return ReceiverOutcome(name, "sent", alert.status, status_code)
+
+
+_REFUSAL_FIELDS = ("status_code", "response", "error_type")
+
+
+def _send_integration(
+    deps: RouterDeps,
+    route: RouteMatch,
+    notifier: Notifier,
+    index: int,
+    sending: Sequence[Alert],
+    context: Sequence[Alert],
+    now: datetime,
+    slot: int,
+    nonce: str,
+    sent: _Sent,
+) -> None:
+    """One integration's part of :func:`_notify`, its results added to ``sent``. Raises
+    _NoLongerFiring when the leader was resolved before its firing was sent."""
     from shared.adapters.notify.pagerduty import PagerDutyNotifier
 
     name = route.receiver
     alert = sending[-1]
     key = group_key(route, alert.labels)
-    shown = (*sorted(context, key=lambda a: a.fingerprint), *sending)
-    nonce = new_nonce()
-    codes: list[int] = []
-    claims = f"{CLAIMS_PREFIX}{episode_dir(alert, name)}/{alert.status}-{slot}"
-    record_names = [ledger_name(a, name, a.status, slot) for a in sending]
-    bases = [_record_base(a, name, route, slot, now) for a in sending]
-    for index, notifier in enumerate(notifiers):
+    labels = group_labels(route, alert.labels)
+    parts: list[tuple[Alert, tuple[Alert, ...]]]
+    if isinstance(notifier, PagerDutyNotifier):
+        parts = [(a, (a,)) for a in sending]  # one event each, claimed under its alert
+    else:
+        shown = (*sorted(context, key=lambda a: a.fingerprint), *sending)
+        parts = [(alert, shown)]
+    for lead, alerts in parts:
         notification = Notification(
-            receiver=name,
-            group_key=key,
-            group_labels=group_labels(route, alert.labels),
-            alerts=tuple(sending) if isinstance(notifier, PagerDutyNotifier) else shown,
+            receiver=name, group_key=key, group_labels=labels, alerts=alerts
         )
+        base = f"{CLAIMS_PREFIX}{episode_dir(lead, name)}/{lead.status}-{slot}/{index}"
+        covered = [lead] if isinstance(notifier, PagerDutyNotifier) else list(sending)
         try:
             published = publish_once(
                 deps.store,
                 deps.bucket,
-                f"{claims}/{index}",
-                functools.partial(_send, deps, notifier, notification, alert),
+                base,
+                functools.partial(_send, deps, notifier, notification, lead),
                 now=now,
                 clock=deps.clock,
                 nonce=nonce,
                 wait_seconds=deps.claim_wait_seconds,
             )
         except _NoLongerFiring:
-            logger.info(
-                "alert resolved or replaced before its firing was sent: not sent",
-                extra={"fields": {"fingerprint": alert.fingerprint, "receiver": name}},
-            )
-            return ReceiverOutcome(name, "skipped", "no longer firing")
+            if lead is alert:
+                raise
+            continue  # this member resolved meanwhile: its trigger is not sent
         except SecretUnavailable as exc:  # not the receiver's answer: try again later
             logger.warning(
                 "alert delivery could not read the receiver's secret",
                 extra={
                     "fields": {
-                        "fingerprint": alert.fingerprint,
+                        "fingerprint": lead.fingerprint,
                         "receiver": name,
+                        "integration": index,
                         "error": str(exc)[:ANSWER_CHARS],
                     }
                 },
             )
-            return ReceiverOutcome(name, "transient", str(exc)[:ANSWER_CHARS])
+            sent.transient = sent.transient or str(exc)[:ANSWER_CHARS]
+            continue
         except PermanentError as exc:
-            status = getattr(exc, "status", None)
-            answer = str(getattr(exc, "answer", "") or exc)[:ANSWER_CHARS]
-            for record_name, base in zip(record_names, bases, strict=True):
-                _write_record(
-                    deps,
-                    record_name,
-                    {
-                        **base,
-                        "status": "failed",
-                        "status_code": status,
-                        "response": answer,
-                        "error_type": type(exc).__name__,
-                    },
-                    replacing=retry_of if record_name == record_names[-1] else 0,
-                )
-            logger.error(
-                "alert delivery refused for good",
-                extra={
-                    "fields": {
-                        "fingerprint": alert.fingerprint,
-                        "receiver": name,
-                        "status_code": status,
-                        "error": answer,
-                    }
-                },
-            )
-            return ReceiverOutcome(name, "failed", answer, status)
+            sent.refused.append((index, lead.fingerprint if len(parts) > 1 else "", exc))
+            continue
         except TransientError as exc:
             logger.warning(
                 "alert delivery failed transiently",
                 extra={
                     "fields": {
-                        "fingerprint": alert.fingerprint,
+                        "fingerprint": lead.fingerprint,
                         "receiver": name,
+                        "integration": index,
                         "error_type": type(exc).__name__,
                         "error": str(exc)[:ANSWER_CHARS],
                     }
                 },
             )
-            return ReceiverOutcome(name, "transient", str(exc)[:ANSWER_CHARS])
-        codes.append(int(published.message_id) if published.message_id.isdigit() else 0)
-    notified_at = deps.now()
-    status_code = max(codes) if codes else None
-    for sent, record_name, base in zip(sending, record_names, bases, strict=True):
-        _write_record(
-            deps,
-            record_name,
-            {
-                **base,
-                "status": sent.status,
-                "notified_at": _iso(notified_at),
-                # detection (starts_at → first notification accepted): the first firing only
-                "detection_seconds": (
-                    round((notified_at - sent.starts_at).total_seconds(), 3)
-                    if sent.status == "firing" and slot == 0
-                    else None
-                ),
-                "status_code": status_code,
-                "status_codes": codes,
-                "group_key": key,
-                "alerts": len(shown),
-            },
-            replacing=retry_of if sent is alert else 0,
-        )
-        _mark_notified(deps, sent, name, slot, notified_at)
-    return ReceiverOutcome(name, "sent", alert.status, status_code)
+            sent.transient = sent.transient or str(exc)[:ANSWER_CHARS]
+            if len(parts) > 1:
+                break  # PagerDuty rate-limiting or down: the rest wait for the retry
+            continue
+        sent.codes.append(int(published.message_id) if published.message_id.isdigit() else 0)
+        sent.delivered.update(a.fingerprint for a in covered)
 
 
 def _member_of(
@@ -1128,6 +1248,8 @@ class TickOutcome:
     silences_deleted: tuple[str, ...] = ()
     #: resolved alert states deleted (resolved more than RESOLVED_RETENTION ago)
     states_deleted: tuple[str, ...] = ()
+    #: what could not be done this time (a receiver down, a failure): the next tick retries
+    failed: tuple[str, ...] = ()
 
 
 def tick(deps: RouterDeps) -> TickOutcome:
@@ -1146,83 +1268,103 @@ def tick(deps: RouterDeps) -> TickOutcome:
       RESOLVED_RETENTION are deleted.
 
     Claims are shared with the deliveries (same ledger keys), so a tick running with a
-    delivery sends nothing twice. TransientError (after every alert was tried) when a
-    receiver could not be reached: the tick's redelivery retries it.
+    delivery sends nothing twice. Each alert, group and silence is handled on its own:
+    one that fails (a receiver down, an unreadable state, a bug) is logged and listed in
+    ``failed`` and the pass goes on with the others. The tick never asks for its own
+    redelivery: the next tick, five minutes later, is the retry (a redelivered tick
+    would pile up behind a receiver that is down for hours).
     """
     now = deps.now()
+    failed: list[str] = []
     expired: list[str] = []
     for state in active_alerts(deps):
         a = state.alert
-        if a.status == "firing" and a.ends_at is not None and a.ends_at <= now:
-            applied: list[bool] = []
-            update_active(deps, a.fingerprint, _expire(a, now, applied))
-            if any(applied):
-                expired.append(a.fingerprint)
+        with _contained("expire", a.fingerprint, failed):
+            if a.status == "firing" and a.ends_at is not None and a.ends_at <= now:
+                applied: list[bool] = []
+                update_active(deps, a.fingerprint, _expire(a, now, applied))
+                if any(applied):
+                    expired.append(a.fingerprint)
 
     deleted_silences: list[str] = []
     current: list[Silence] = []
     for silence in silences(deps):
-        if silence.ends_at + SILENCE_RETENTION <= now and silence.name:
-            with contextlib.suppress(NotFound):
-                deps.store.delete(deps.bucket, silence.name)
-            deleted_silences.append(silence.id)
-        elif silence.active_at(now):
-            current.append(silence)
+        with _contained("silence", silence.id, failed):
+            if silence.ends_at <= now - SILENCE_RETENTION and silence.name:
+                with contextlib.suppress(NotFound):
+                    deps.store.delete(deps.bucket, silence.name)
+                deleted_silences.append(silence.id)
+            elif silence.active_at(now):
+                current.append(silence)
 
     states = active_alerts(deps)
     firing = [s.alert for s in states if _firing(s.alert, now)]
     notified: list[tuple[str, str, str, int]] = []
     suppressed: list[tuple[str, str, str]] = []
-    transient: list[str] = []
     deleted_states: list[str] = []
     flush = _flush_groups(deps, states, firing, current, now)
     notified.extend(flush.notified)
     suppressed.extend(flush.suppressed)
-    transient.extend(flush.transient)
+    failed.extend(flush.failed)
     for state in states:
         a = state.alert
-        if not _firing(a, now):
-            if a.status == "firing":
-                continue  # past its ends_at, and someone else is resolving it
-            ends_at = a.ends_at or a.starts_at
-            if ends_at + RESOLVED_RETENTION <= now:
-                if _delete_if_unchanged(deps, a):
-                    deleted_states.append(a.fingerprint)
-                continue
-            if ends_at < now - RESOLVE_WINDOW:
-                continue
-        seen: set[str] = set()
-        for route in routes_for(deps.alerting, a.labels):
-            if route.receiver in seen:
-                continue
-            seen.add(route.receiver)
-            if a.status == "firing" and (a.fingerprint, route.receiver) in flush.held:
-                continue  # its group's (above)
-            slot = repeat_slot(deps, route, state, now) if a.status == "firing" else 0
-            result = _route_to(deps, route, a, firing, current, now, slot=slot)
-            if result.result == "sent":
-                notified.append((a.fingerprint, route.receiver, a.status, slot))
-            elif result.result == "suppressed":
-                suppressed.append((a.fingerprint, route.receiver, result.detail))
-            elif result.result == "transient":
-                transient.append(f"{a.fingerprint}/{route.receiver}")
-    outcome = TickOutcome(
+        with _contained("alert", a.fingerprint, failed):
+            if not _firing(a, now):
+                if a.status == "firing":
+                    continue  # past its ends_at, and someone else is resolving it
+                ends_at = a.ends_at or a.starts_at
+                if ends_at <= now - RESOLVED_RETENTION:
+                    if _delete_if_unchanged(deps, a):
+                        deleted_states.append(a.fingerprint)
+                    continue
+                if ends_at < now - RESOLVE_WINDOW:
+                    continue
+            for route in routes_to_tell(deps, a):
+                if a.status == "firing" and (a.fingerprint, route.receiver) in flush.held:
+                    continue  # its group's (above)
+                slot = repeat_slot(deps, route, state, now) if a.status == "firing" else 0
+                result = _route_to(deps, route, a, firing, current, now, slot=slot)
+                if result.result == "sent":
+                    notified.append((a.fingerprint, route.receiver, a.status, slot))
+                elif result.result == "suppressed":
+                    suppressed.append((a.fingerprint, route.receiver, result.detail))
+                elif result.result == "transient":
+                    failed.append(f"{a.fingerprint}/{route.receiver}: {result.detail[:200]}")
+    return TickOutcome(
         notified=tuple(notified),
         suppressed=tuple(suppressed),
         expired_alerts=tuple(expired),
         silences_deleted=tuple(deleted_silences),
         states_deleted=tuple(deleted_states),
+        failed=tuple(failed),
     )
-    if transient:
-        raise TransientError(f"tick: receivers failed for {', '.join(transient)}; retry later")
-    return outcome
+
+
+@contextlib.contextmanager
+def _contained(what: str, key: str, failed: list[str]) -> Iterator[None]:
+    """One item of the tick: a failure is logged and listed, and the pass goes on."""
+    try:
+        yield
+    except OpsuiteError as exc:  # a receiver or the store, reported in its own terms
+        logger.warning(
+            f"tick: {what} {key} not done; the next tick retries",
+            extra={"fields": {"key": key, "error_type": type(exc).__name__, "error": str(exc)}},
+        )
+        failed.append(f"{what} {key}: {str(exc)[:200]}")
+    except Exception as exc:  # a bug or a state nobody foresaw: one must not stop them all
+        logger.error(
+            f"tick: {what} {key} failed unexpectedly; the next tick retries",
+            extra={"fields": {"key": key, "error_type": type(exc).__name__, "error": str(exc)}},
+            exc_info=True,
+        )
+        failed.append(f"{what} {key}: {type(exc).__name__}")
 
 
 @dataclass(frozen=True)
 class _Flush:
     notified: list[tuple[str, str, str, int]] = field(default_factory=list)
     suppressed: list[tuple[str, str, str]] = field(default_factory=list)
-    transient: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
     #: (fingerprint, receiver) that were pending in a group: the per-alert pass skips them
     held: set[tuple[str, str]] = field(default_factory=set)
 
@@ -1241,81 +1383,96 @@ def _flush_groups(
     by_fingerprint = {s.alert.fingerprint: s.alert for s in states}
     flush = _Flush()
     for name, group in alert_groups(deps):
-        if not group.pending:
-            continue
-        flush.held.update((fp, group.receiver) for fp in group.pending)
-        done: set[str] = set()  # leaves the pending list
-        candidates: list[tuple[Alert, RouteMatch]] = []
-        for fp in group.pending:
-            alert = by_fingerprint.get(fp)
-            route = None
-            if alert is not None and _firing(alert, now):
-                route = next(
-                    (
-                        m
-                        for m in routes_for(deps.alerting, alert.labels)
-                        if m.route_id == group.route_id and m.receiver == group.receiver
-                    ),
-                    None,
-                )
-            if (
-                alert is None
-                or route is None
-                or group_key(route, alert.labels) != group.group_key
-                or deps.store.stat(deps.bucket, ledger_name(alert, group.receiver, "firing", 0))
-            ):
-                done.add(fp)  # resolved, re-routed or already recorded: not the group's now
-                continue
-            candidates.append((alert, route))
-        sent = False
-        if candidates:
-            route = candidates[-1][1]
-            last = group.last_sent_at
-            if last is not None and now - last < route.group_interval:
-                continue  # not due yet
-            receiver = deps.alerting.receiver(group.receiver)
-            notifiers = list(deps.notifiers(receiver)) if receiver is not None else []
-            sending: list[Alert] = []
-            for alert, _ in candidates:
-                reason = suppression(deps, route, alert, firing, current, now)
-                if not notifiers or not _still_firing(deps, alert):
-                    done.add(alert.fingerprint)
-                elif reason is not None:
-                    base = _record_base(alert, group.receiver, route, 0, now)
-                    _write_record(
-                        deps,
-                        ledger_name(alert, group.receiver, "firing", 0, suppressed=True),
-                        {**base, "status": "suppressed", "reason": reason},
-                    )
-                    flush.suppressed.append((alert.fingerprint, group.receiver, reason))
-                    done.add(alert.fingerprint)
-                else:
-                    sending.append(alert)
-            if sending:
-                keys = {a.fingerprint for a in sending}
-                context = [
-                    a
-                    for a in firing
-                    if a.fingerprint not in keys
-                    and group_key(route, a.labels) == group.group_key
-                    and _member_of(deps, route, a, firing, current, now)
-                ]
-                result = _notify(deps, route, notifiers, sending, context, now, slot=0)
-                if result.result == "sent":
-                    sent = True
-                    done.update(keys)
-                    flush.notified.extend(
-                        (a.fingerprint, group.receiver, "firing", 0) for a in sending
-                    )
-                elif result.result == "failed":
-                    done.update(keys)
-                elif result.result == "skipped":
-                    done.add(sending[-1].fingerprint)  # the leader resolved meanwhile
-                elif result.result == "transient":
-                    flush.transient.append(f"group {group.group_key}/{group.receiver}")
-        if done:
-            update_group(deps, name, _flushed(done, now if sent else None))
+        with _contained("group", f"{group.receiver} {group.group_key}", flush.failed):
+            _flush_group(deps, name, group, by_fingerprint, firing, current, now, flush)
     return flush
+
+
+def _flush_group(
+    deps: RouterDeps,
+    name: str,
+    group: AlertGroup,
+    by_fingerprint: Mapping[str, Alert],
+    firing: Sequence[Alert],
+    current: Sequence[Silence],
+    now: datetime,
+    flush: _Flush,
+) -> None:
+    """One group of :func:`_flush_groups`."""
+    if not group.pending:
+        return
+    flush.held.update((fp, group.receiver) for fp in group.pending)
+    done: set[str] = set()  # leaves the pending list
+    candidates: list[tuple[Alert, RouteMatch]] = []
+    for fp in group.pending:
+        alert = by_fingerprint.get(fp)
+        route = None
+        if alert is not None and _firing(alert, now):
+            route = next(
+                (
+                    m
+                    for m in routes_for(deps.alerting, alert.labels)
+                    if m.route_id == group.route_id and m.receiver == group.receiver
+                ),
+                None,
+            )
+        if (
+            alert is None
+            or route is None
+            or group_key(route, alert.labels) != group.group_key
+            or deps.store.stat(deps.bucket, ledger_name(alert, group.receiver, "firing", 0))
+        ):
+            done.add(fp)  # resolved, re-routed or already recorded: not the group's now
+            continue
+        candidates.append((alert, route))
+    sent = False
+    if candidates:
+        route = candidates[-1][1]
+        last = group.last_sent_at
+        if last is not None and now - last < route.group_interval:
+            return  # not due yet
+        receiver = deps.alerting.receiver(group.receiver)
+        notifiers = list(deps.notifiers(receiver)) if receiver is not None else []
+        sending: list[Alert] = []
+        for alert, _ in candidates:
+            reason = suppression(deps, route, alert, firing, current, now)
+            if not notifiers or not _still_firing(deps, alert):
+                done.add(alert.fingerprint)
+            elif reason is not None:
+                base = _record_base(alert, group.receiver, route, 0, now)
+                _write_record(
+                    deps,
+                    ledger_name(alert, group.receiver, "firing", 0, suppressed=True),
+                    {**base, "status": "suppressed", "reason": reason},
+                )
+                flush.suppressed.append((alert.fingerprint, group.receiver, reason))
+                done.add(alert.fingerprint)
+            else:
+                sending.append(alert)
+        if sending:
+            keys = {a.fingerprint for a in sending}
+            context = [
+                a
+                for a in firing
+                if a.fingerprint not in keys
+                and group_key(route, a.labels) == group.group_key
+                and _member_of(deps, route, a, firing, current, now)
+            ]
+            result = _notify(deps, route, notifiers, sending, context, now, slot=0)
+            if result.result == "sent":
+                sent = True
+                done.update(keys)
+                flush.notified.extend((a.fingerprint, group.receiver, "firing", 0) for a in sending)
+            elif result.result == "failed":
+                done.update(keys)
+            elif result.result == "skipped":
+                done.add(sending[-1].fingerprint)  # the leader resolved meanwhile
+            elif result.result == "transient":
+                flush.failed.append(
+                    f"group {group.receiver} {group.group_key}: {result.detail[:200]}"
+                )
+    if done:
+        update_group(deps, name, _flushed(done, now if sent else None))
 
 
 def _flushed(

@@ -46,6 +46,7 @@ __all__ = [
     "labels_match",
     "parse_matchers",
     "receivers_for",
+    "route_for_receiver",
     "routes_for",
     "time_muted",
 ]
@@ -136,6 +137,20 @@ def routes_for(settings: AlertingSettings, labels: Labels) -> list[RouteMatch]:
 def receivers_for(settings: AlertingSettings, labels: Labels) -> list[str]:
     """The receiver of each route reached, in order, as ``amtool config routes test``."""
     return [node.receiver for node in _nodes_for(settings, labels)]
+
+
+def route_for_receiver(settings: AlertingSettings, receiver: str) -> RouteMatch | None:
+    """The first route (depth first) whose receiver is ``receiver``, or None: where a
+    resolution goes for a receiver the alert's labels no longer reach (they changed, or
+    the config did, since the firing was notified)."""
+    tree = settings.routing_tree
+    stack = [tree] if tree is not None else []
+    while stack:
+        node = stack.pop()
+        if node.receiver == receiver:
+            return _as_match(node)
+        stack.extend(reversed(node.routes))
+    return None
 
 
 def group_labels(match: RouteMatch, labels: Labels) -> dict[str, str]:

@@ -20,8 +20,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from shared.errors import OpsuiteError, TransientError
+from shared.errors import NotFound, OpsuiteError, TransientError
 from shared.ports import ObjectStore
 from shared.retry import Clock
 
@@ -74,9 +75,13 @@ def publish_once(
     generation = claims[-1][0] if claims else 0
     name = _claim_name(base, generation)
     if store.write_once(bucket, name, body, JSON) is None:
-        held = json.loads(store.read(bucket, name))
-        if held.get("nonce") != nonce:  # not our own claim (a retry of ours finds its own)
-            age = (now - datetime.fromisoformat(held["claimed_at"])).total_seconds()
+        held = _held_claim(store, bucket, name)
+        if held is None and store.write_once(bucket, name, body, JSON) is None:
+            # released (a failed send deletes its claim) and taken again since
+            raise TransientError(f"{base}: another delivery is publishing it; retry later")
+        # not our own claim (a retry of ours finds its own)
+        if held is not None and held.get("nonce") != nonce:
+            age = _age_seconds(held, now)
             taken = False
             if age >= stale_seconds:
                 # a crashed claimant: take over with the next generation, write-once
@@ -97,6 +102,25 @@ def publish_once(
         raise
     store.write_once(bucket, done, json.dumps({"message_id": message_id}).encode(), JSON)
     return Published(message_id, True)
+
+
+def _held_claim(store: ObjectStore, bucket: str, name: str) -> dict[str, Any] | None:
+    """The claim that kept ours from being written, or None if it is gone already (its
+    delivery failed and released it between our write and this read)."""
+    try:
+        held = json.loads(store.read(bucket, name))
+    except NotFound:
+        return None
+    return held if isinstance(held, dict) else {}
+
+
+def _age_seconds(claim: dict[str, Any], now: datetime) -> float:
+    """How old a claim is; one that doesn't say when it was made counts as stale."""
+    try:
+        claimed_at = datetime.fromisoformat(str(claim["claimed_at"]))
+        return (now - claimed_at).total_seconds()
+    except (KeyError, ValueError, TypeError, OverflowError):
+        return float("inf")
 
 
 def _message_id(store: ObjectStore, bucket: str, done: str) -> str:

@@ -457,7 +457,33 @@ def test_a_400_is_recorded_failed_with_the_answer_and_acknowledged(
     assert records["slack-incidents"]["status"] == "firing"
 
 
+def _edited(event: dict[str, Any], change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """``event`` with its message body changed by ``change`` (attributes and time kept)."""
+    message = event["data"]["message"]
+    body = json.loads(base64.b64decode(message["data"]))
+    change(body)
+    message["data"] = base64.b64encode(json.dumps(body).encode()).decode()
+    return event
+
+
+def _slo_at(at: str) -> dict[str, Any]:
+    return _edited(slo_event(), lambda body: body.update(at=at))
+
+
+def _incident_times(state: str = "open", **times: Any) -> dict[str, Any]:
+    return _edited(
+        incident_event(state, STARTED, None, "9990"), lambda body: body["incident"].update(times)
+    )
+
+
 MALFORMED: list[dict[str, Any]] = [
+    # instants outside 2000-01-01 .. a day after arrival: year 1 / 9999 overflowed
+    _slo_at("9999-12-31T23:59:59-01:00"),
+    _slo_at("0001-01-01T00:00:00+01:00"),
+    _incident_times("closed", ended_at=253402300799),
+    _incident_times(started_at="0001-01-01T00:00:00+01:00"),
+    _incident_times(started_at=32503680000),  # year 2999
+    _incident_times(started_at=-1),
     pubsub_event(raw_data="not base64!!"),
     pubsub_event(raw_data=""),
     pubsub_event(b"\xff\xfe not utf-8"),
@@ -493,6 +519,42 @@ def test_malformed_messages_are_acknowledged_and_nothing_is_sent(
         r for r in caplog.records if getattr(r, "fields", {}).get("trigger_rejected") == "bad_input"
     ]
     assert len(rejected) == len(MALFORMED)
+
+
+def test_a_message_the_parser_fails_on_is_acknowledged_and_logged_with_its_type(
+    local_stack: Stack,
+    post: Callable[[dict[str, Any]], Any],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a message the parser fails on with something other than BadInput (a bug, or an
+    # input nobody foresaw): it must not become a poison message redelivered for days
+    def broken(*_: Any, **__: Any) -> Any:
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setattr(alert_event, "alert_from_message", broken)
+    event = slo_event()
+    caplog.set_level("ERROR", logger="shared.services.alert_event")
+    # when it is delivered, twice
+    responses = [post(event).status_code, post(event).status_code]
+    # then it is acknowledged each time, nothing is sent or stored, the error is logged
+    assert responses == [200, 200]
+    assert notifications(local_stack) == [] and notifications(local_stack, "audit.jsonl") == []
+    assert local_stack.adapters.store.list(BUCKET, "_opsuite/alerts/") == []
+    [first, second] = [
+        getattr(r, "fields", {}) for r in caplog.records if r.name == "shared.services.alert_event"
+    ]
+    assert first["error_type"] == second["error_type"] == "OverflowError"
+    assert first["trigger_rejected"] == "permanent"
+
+
+def test_a_publish_time_before_year_one_in_utc_is_bad_input(
+    local_stack: Stack, post: Callable[[dict[str, Any]], Any]
+) -> None:
+    event = slo_event()
+    event["data"]["message"]["publishTime"] = "0001-01-01T00:00:00+01:00"
+    assert post(event).status_code == 200
+    assert local_stack.adapters.store.list(BUCKET, "_opsuite/alerts/") == []
 
 
 # -- the scheduled tick -----------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from shared.manifest import MANIFEST, RunLayout
 from shared.models import Alert
 from shared.services.alert_inputs import (
     BACKUP_JOB,
+    EARLIEST_INSTANT,
     MAX_ANNOTATION,
     MAX_LABEL_VALUE,
     MAX_LABELS,
@@ -28,6 +29,7 @@ from shared.services.alert_inputs import (
     TopicKind,
     alert_from_message,
     backup_fingerprint,
+    condition_fingerprint,
     incident_fingerprint,
     label_name,
     monitoring_test_fingerprint,
@@ -167,21 +169,67 @@ def test_open_and_closed_share_the_fingerprint_whichever_comes_first() -> None:
 
 def test_the_fingerprint_is_the_documented_hash_not_the_incident_id() -> None:
     alert = _alert(_incident(incident_id="another-id", started_at=STARTED + 99))
-    i = INCIDENT["incident"]
-    assert alert.fingerprint == incident_fingerprint(
-        i["policy_name"],
-        i["condition_name"],
+    assert alert.fingerprint == condition_fingerprint(
+        "projects/p/alertPolicies/1/conditions/2",
         "global",
         {"project_id": "nba-props-platform"},
         {"table": "nba_raw.games"},
     )
 
 
+def test_a_policy_renamed_while_open_closes_the_alert_it_opened() -> None:
+    # given an incident opened under one display name, closed under another
+    opened = _alert(_incident(policy_name="Table stale", condition_name="age above 24"))
+    closed = _alert(
+        _incident(state="closed", ended_at=ENDED, policy_name="Stale", condition_name="age > 24")
+    )
+    # then the condition's resource name identifies both: the close resolves the open
+    assert opened.fingerprint == closed.fingerprint
+    # and the labels still show what the policy is called now
+    assert (closed.labels["policy"], closed.labels["condition"]) == ("Stale", "age > 24")
+
+
+def test_two_policies_with_the_same_display_names_are_two_alerts() -> None:
+    other = _incident(condition={"name": "projects/p/alertPolicies/7/conditions/2"})
+    assert _alert(other).fingerprint != _alert(INCIDENT).fingerprint
+    assert _alert(other).labels["policy"] == _alert(INCIDENT).labels["policy"]
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        _DROP,
+        None,
+        {},
+        {"name": None, "displayName": "x"},
+        {"name": ""},
+        {"name": "age_hours above 24"},
+        {"name": "projects/p/alertPolicies/1"},
+        {"name": "projects/p/alertPolicies/1/conditions/2/extra"},
+        {"name": "projects/p/alertPolicies/../conditions/2"},
+        {"name": "projects/P Q/alertPolicies/1/conditions/2"},
+    ],
+)
+def test_without_a_condition_resource_name_the_display_names_identify_it(
+    condition: Any,
+) -> None:
+    body = _incident(condition=condition)
+    assert _alert(body).fingerprint == incident_fingerprint(
+        "Table stale (> 24 h)",
+        "age_hours above 24",
+        "global",
+        {"project_id": "nba-props-platform"},
+        {"table": "nba_raw.games"},
+    )
+    body["incident"]["policy_name"] = "Renamed"
+    assert _alert(body).fingerprint != _alert(_incident(condition=condition)).fingerprint
+
+
 @pytest.mark.parametrize(
     "changes",
     [
-        {"policy_name": "Other policy"},
-        {"condition_name": "other condition"},
+        {"condition": {"name": "projects/p/alertPolicies/1/conditions/3"}},
+        {"condition": {"name": "projects/q/alertPolicies/1/conditions/2"}},
         {"resource": {"type": "global", "labels": {"project_id": "other-project"}}},
         {"resource": {"type": "bigquery_dataset", "labels": {"project_id": "nba-props-platform"}}},
         # one incident per time series: per-table incidents on ``global`` are distinct
@@ -190,6 +238,17 @@ def test_the_fingerprint_is_the_documented_hash_not_the_incident_id() -> None:
 )
 def test_each_identifying_field_changes_the_fingerprint(changes: dict[str, Any]) -> None:
     assert _alert(_incident(**changes)).fingerprint != _alert(INCIDENT).fingerprint
+
+
+@pytest.mark.parametrize(
+    "changes", [{"policy_name": "Other policy"}, {"condition_name": "other condition"}]
+)
+def test_display_names_identify_only_an_incident_without_a_condition_name(
+    changes: dict[str, Any],
+) -> None:
+    assert _alert(_incident(**changes)).fingerprint == _alert(INCIDENT).fingerprint
+    without = _incident(condition=_DROP)
+    assert _alert(_incident(condition=_DROP, **changes)).fingerprint != _alert(without).fingerprint
 
 
 def test_closed_uses_publish_time_without_ended_at_and_never_ends_before_it_starts() -> None:
@@ -204,6 +263,48 @@ def test_closed_uses_publish_time_without_ended_at_and_never_ends_before_it_star
 )
 def test_started_at_as_int_float_digit_string_or_rfc3339(value: Any) -> None:
     assert _alert(_incident(started_at=value)).starts_at == datetime(2026, 12, 1, 10, tzinfo=UTC)
+
+
+def test_instants_from_2000_to_a_day_after_arrival_are_accepted() -> None:
+    # given the two ends of the window, as epoch seconds and as text with an offset
+    first = int(EARLIEST_INSTANT.timestamp())
+    last = RECEIVED + timedelta(days=1)
+    assert _alert(_incident(started_at=first)).starts_at == EARLIEST_INSTANT
+    assert _alert(_incident(started_at="2000-01-01T01:00:00+01:00")).starts_at == EARLIEST_INSTANT
+    assert _alert(_incident(started_at=int(last.timestamp()))).starts_at == last
+    ends = _alert(_incident(state="closed", ended_at=last.isoformat())).ends_at
+    assert ends == last
+    # then the router's arithmetic on them has years of room
+    assert ends + timedelta(days=3650) > ends and EARLIEST_INSTANT - timedelta(days=3650)
+    # and a second outside either end is refused
+    with pytest.raises(BadInput, match="before 2000-01-01"):
+        _alert(_incident(started_at=first - 1))
+    with pytest.raises(BadInput, match=r"ended_at: .* more than a day after"):
+        _alert(_incident(state="closed", ended_at=int(last.timestamp()) + 1))
+    late_slo, attributes, _ = _slo(body={"at": (last + timedelta(seconds=1)).isoformat()})
+    with pytest.raises(BadInput, match=r"^at: .* more than a day after"):
+        _alert(late_slo, "alerts", attributes=attributes)
+
+
+@pytest.mark.parametrize(
+    "published",
+    [
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))),  # overflows into UTC
+        datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-1))),
+        datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC),
+        RECEIVED + timedelta(days=2),
+    ],
+)
+def test_a_publish_time_outside_the_window_is_bad_input(published: datetime) -> None:
+    sources: list[tuple[Any, dict[str, str], TopicKind]] = [
+        (_incident(started_at=None), {}, "incidents"),
+        ({**_SLO_BODY, "at": None}, _SLO_ATTRS, "alerts"),
+        (_BACKUP_BODY, _BACKUP_ATTRS, "backup_events"),
+    ]
+    for body, attributes, kind in sources:
+        message = _message(body, attributes, publish_time=published)
+        with pytest.raises(BadInput, match=r"^publish_time: "):
+            alert_from_message(message, topic_kind=kind, received_at=RECEIVED)
 
 
 def test_zero_or_empty_times_mean_not_given() -> None:
@@ -581,7 +682,34 @@ MALFORMED: dict[str, tuple[Any, dict[str, str], TopicKind | None, str]] = {
     "started_at negative": (_incident(started_at=-5), {}, "incidents", "not a time"),
     "started_at year 10000": (_incident(started_at=253402300800), {}, "incidents", "not a time"),
     "started_at object": (_incident(started_at={"s": 1}), {}, "incidents", "epoch seconds"),
+    # instants outside 2000-01-01 .. a day after arrival (year 1 / 9999 overflow otherwise)
+    "started_at year 1 at +01:00": (_incident(started_at="0001-01-01T00:00:00+01:00"), {},
+                                    "incidents", "incident.started_at: '0001-01-01T00:00:00+01:00' is before"),
+    "ended_at year 9999 at -01:00": (_incident(state="closed",
+                                     ended_at="9999-12-31T23:59:59-01:00"), {}, "incidents",
+                                     "incident.ended_at: '9999-12-31"),
+    "started_at year 1 in UTC": (_incident(started_at="0001-01-01T00:00:00Z"), {}, "incidents",
+                                 "incident.started_at: '0001-01-01T00:00:00Z' is before 2000"),
+    "started_at 1970": (_incident(started_at=5), {}, "incidents", "started_at: 5 is before 2000"),
+    "ended_at epoch 9999": (_incident(state="closed", ended_at=253402300799), {}, "incidents",
+                            "incident.ended_at: 253402300799 is more than a day after"),
+    "started_at epoch 9999 text": (_incident(started_at="253402300799"), {}, "incidents",
+                                   "incident.started_at: '253402300799' is more than a day"),
+    "started_at epoch 1e300": (_incident(started_at=1e300), {}, "incidents", "not a time"),
+    "started_at negative text": (_incident(started_at="-5"), {}, "incidents",
+                                 "incident.started_at: '-5' is not an RFC 3339"),
+    "started_at year 2999": (_incident(started_at=32503680000), {}, "incidents",
+                             "incident.started_at: 32503680000 is more than a day after"),
+    "started_at year 2999 text": (_incident(started_at="2999-01-01T00:00:00+14:00"), {},
+                                  "incidents", "more than a day after"),
+    "test notification far future": ({"version": "test", "incident": {"started_at":
+                                      "9999-12-31T23:59:59-01:00"}}, {}, "incidents",
+                                     "incident.started_at"),
     "ended_at list": (_incident(state="closed", ended_at=[1]), {}, "incidents", "ended_at"),
+    "condition a string": (_incident(condition="c"), {}, "incidents",
+                           "incident.condition: expected an object"),
+    "condition.name a list": (_incident(condition={"name": ["a"]}), {}, "incidents",
+                              "incident.condition.name: expected a string"),
     "resource a string": (_incident(resource="global"), {}, "incidents", "resource: expected"),
     "resource labels a list": (_incident(resource={"labels": ["a"]}), {}, "incidents",
                                "resource.labels: expected an object"),
@@ -610,6 +738,11 @@ MALFORMED: dict[str, tuple[Any, dict[str, str], TopicKind | None, str]] = {
     "severity unknown": (*_slo({"severity": "urgent"}), "not P0-P3"),
     "at not a timestamp": (*_slo(body={"at": "soon"}), "at:"),
     "at a number": (*_slo(body={"at": 1796119200}), "at: expected"),
+    "at year 9999 at -01:00": (*_slo(body={"at": "9999-12-31T23:59:59-01:00"}),
+                               "at: '9999-12-31T23:59:59-01:00' is more than a day"),
+    "at year 1 at +01:00": (*_slo(body={"at": "0001-01-01T00:00:00+01:00"}), "at: '0001"),
+    "at year 2999": (*_slo(body={"at": "2999-12-31T23:59:59+00:00"}), "more than a day after"),
+    "at 1999": (*_slo(body={"at": "1999-12-31T23:59:59+00:00"}), "is before 2000-01-01"),
     "detail a list": (*_slo(body={"detail": [1]}), "detail: expected an object"),
     "compliance a string": (*_slo(body={"compliance": "99%"}), "compliance: expected a number"),
     "burn_pair odd": (*_slo(body={"burn_pair": "fast"}), "burn_pair"),

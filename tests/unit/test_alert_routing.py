@@ -35,6 +35,7 @@ from shared.services.alert_routing import (
     labels_match,
     parse_matchers,
     receivers_for,
+    route_for_receiver,
     routes_for,
     time_muted,
 )
@@ -669,6 +670,15 @@ time_intervals:
     christmas_noon = datetime(2026, 12, 25, 12, 0, tzinfo=UTC)
     assert time_muted(settings, dev, christmas_noon) == "in mute time interval 'holidays'"
     assert time_muted(settings, on_call, christmas_noon) is None
+
+
+def test_route_for_receiver_is_the_first_route_reaching_it_depth_first() -> None:
+    settings = _am_settings(AM_ROUTE_MATCH_YAML)
+    testing = route_for_receiver(settings, "notify-testing")
+    assert testing is not None and testing.path == "route.routes[0].routes[0]"
+    root = route_for_receiver(settings, "notify-def")
+    assert root is not None and root.path == "route"
+    assert route_for_receiver(settings, "nobody") is None
 
 
 def test_no_route_routes_nowhere() -> None:

@@ -93,7 +93,8 @@ def test_bad_requests_say_what_was_expected(payload: bytes, message: str) -> Non
 @pytest.mark.parametrize(
     "data",
     [None, "x", {"message": "x"}, {"message": {"data": 5}}, {"message": {"data": "%%%"}},
-     {"message": {"data": "", "attributes": {"a": 1}}}, {"message": {"data": "", "publishTime": "yesterday"}}],
+     {"message": {"data": "", "attributes": {"a": 1}}}, {"message": {"data": "", "publishTime": "yesterday"}},
+     {"message": {"data": "", "publishTime": "0001-01-01T00:00:00+01:00"}}],
 )  # fmt: skip
 def test_bad_envelopes(data: object) -> None:
     with pytest.raises(BadInput):

@@ -249,6 +249,53 @@ def test_our_own_claim_answered_twice_still_publishes(store: LocalObjectStore) -
     assert fake.sleeps == []  # did not wait for itself
 
 
+class ClaimReleasedBeforeRead:
+    """A foreign claim that its delivery releases (its send failed) between our create
+    losing to it and our read of it: the read finds nothing."""
+
+    def __init__(self, inner: LocalObjectStore) -> None:
+        self.inner = inner
+        self.released = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def read(self, bucket: str, name: str) -> bytes:
+        if name.endswith(".claim.json") and not self.released:
+            self.released = True
+            self.inner.delete(bucket, name)
+        return self.inner.read(bucket, name)
+
+
+def test_a_claim_released_before_it_is_read_is_claimed_and_published(
+    store: LocalObjectStore,
+) -> None:
+    _claim(store, AT - timedelta(seconds=5))
+    publish = Publishes("m-4")
+    fake = FakeClock()
+    released = ClaimReleasedBeforeRead(store)
+    published = publish_once(
+        released,  # type: ignore[arg-type]
+        BUCKET,
+        BASE,
+        publish,
+        now=AT,
+        clock=fake.clock,
+    )
+    assert released.released
+    assert (published.message_id, published.now) == ("m-4", True)  # not NotFound
+    assert publish.calls == 1 and fake.sleeps == []
+    assert json.loads(store.read(BUCKET, f"{BASE}.claim.json"))["claimed_at"] == AT.isoformat()
+
+
+def test_a_claim_without_its_time_counts_as_stale(store: LocalObjectStore) -> None:
+    body = json.dumps({"nonce": "someone-else"}).encode()
+    assert store.write_once(BUCKET, f"{BASE}.claim.json", body, "application/json")
+    publish = Publishes("m-5")
+    published = publish_once(store, BUCKET, BASE, publish, now=AT, clock=FakeClock().clock)
+    assert (published.message_id, publish.calls) == ("m-5", 1)
+
+
 # --- metric_points ------------------------------------------------------------------------
 
 
