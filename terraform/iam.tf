@@ -1,13 +1,20 @@
 # Identities and least-privilege grants. One service account per function (never shared),
-# plus one identity that Eventarc uses to invoke event-driven functions. Every grant is on
-# the narrowest resource that works; nothing is public (no allUsers/allAuthenticatedUsers).
-# Human/script callers of HTTP functions (var.invoker_members) are granted in
-# modules/function, on each HTTP function only.
+# one identity that Eventarc uses to invoke event-driven functions, one that Cloud Build
+# builds them as. Every grant is on the narrowest resource that works; nothing is public
+# (no allUsers/allAuthenticatedUsers). Human/script callers of HTTP functions
+# (var.invoker_members) are granted in modules/function, on each HTTP function only.
+# tests/terraform/test_permissions.py maps each adapter call the code makes to the
+# permission it needs and checks these grants hold exactly those.
+
+locals {
+  backup_bucket_objects = "projects/_/buckets/${local.backup_bucket}/objects"
+  pubsub_agent          = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
 
 # --- Event trigger identity -------------------------------------------------------------
 
 resource "google_service_account" "event_trigger" {
-  project      = var.project_id
+  project      = local.project_id
   account_id   = "opsuite-event-trigger"
   display_name = "opsuite Eventarc trigger"
   description  = "Identity Eventarc uses to push Pub/Sub events to the opsuite functions; holds roles/run.invoker on each event-driven function's service only."
@@ -25,35 +32,71 @@ resource "google_service_account_iam_member" "pubsub_agent_token_creator" {
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 
-  # The Pub/Sub service agent exists once the API is enabled and a topic was created.
-  depends_on = [google_pubsub_topic.backup_trigger]
+  # the agent exists once its identity is created (main.tf), not merely once the API is on
+  depends_on = [google_project_service_identity.pubsub]
+}
+
+# --- Cloud Build identity -----------------------------------------------------------------
+# Builds run as this account, not the Compute Engine default service account: in projects
+# created since 2024 that one may not exist, or hold no build role (Cloud Build service
+# account change). The principal running `terraform apply` needs
+# roles/iam.serviceAccountUser on it (and on the runtime accounts) to deploy.
+
+resource "google_service_account" "build" {
+  project      = local.project_id
+  account_id   = "opsuite-build"
+  display_name = "opsuite function builds"
+  description  = "Identity Cloud Build uses to build the opsuite functions: writes build logs and the function images, reads the uploaded source."
+
+  depends_on = [google_project_service.required]
+}
+
+# Cloud Run Builder: build logs, Artifact Registry images, the staged source.
+resource "google_project_iam_member" "build_run_builder" {
+  project = local.project_id
+  role    = "roles/run.builder"
+  member  = google_service_account.build.member
+}
+
+resource "google_storage_bucket_iam_member" "build_source_viewer" {
+  bucket = google_storage_bucket.function_source.name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.build.member
 }
 
 # --- backup_export ------------------------------------------------------------------------
 
 resource "google_service_account" "backup_export" {
-  project      = var.project_id
+  project      = local.project_id
   account_id   = "opsuite-backup-export"
   display_name = "opsuite backup-export function"
-  description  = "Runtime identity of the backup-export function: runs extract jobs, reads the backed-up datasets, writes the backup bucket, publishes continuations and backup events."
+  description  = "Runtime identity of the backup-export function: runs extract and load jobs, reads the backed-up datasets, writes the backup bucket and the drill's scratch dataset, publishes continuations and backup events."
 
   depends_on = [google_project_service.required]
 }
 
-# Extract jobs run in this project.
+# Extract (backup) and load (restore drill) jobs run in this project.
 resource "google_project_iam_member" "backup_export_bigquery_job_user" {
-  project = var.project_id
+  project = local.project_id
   role    = "roles/bigquery.jobUser"
   member  = google_service_account.backup_export.member
 }
 
 # Read (and export) only the datasets that are backed up.
 resource "google_bigquery_dataset_iam_member" "backup_export_data_viewer" {
-  for_each = toset(var.backup_datasets)
+  for_each = toset(local.backup_datasets)
 
-  project    = var.project_id
-  dataset_id = each.value
+  project    = local.project_id
+  dataset_id = google_bigquery_dataset.data[each.value].dataset_id
   role       = "roles/bigquery.dataViewer"
+  member     = google_service_account.backup_export.member
+}
+
+# The weekly restore drill loads a sample into its scratch dataset and drops it after.
+resource "google_bigquery_dataset_iam_member" "backup_export_drill_editor" {
+  project    = local.project_id
+  dataset_id = google_bigquery_dataset.drill.dataset_id
+  role       = "roles/bigquery.dataEditor"
   member     = google_service_account.backup_export.member
 }
 
@@ -66,7 +109,7 @@ resource "google_storage_bucket_iam_member" "backup_export_object_admin" {
 
 # Continuation messages go back to the trigger topic.
 resource "google_pubsub_topic_iam_member" "backup_export_trigger_publisher" {
-  project = var.project_id
+  project = local.project_id
   topic   = google_pubsub_topic.backup_trigger.name
   role    = "roles/pubsub.publisher"
   member  = google_service_account.backup_export.member
@@ -74,7 +117,7 @@ resource "google_pubsub_topic_iam_member" "backup_export_trigger_publisher" {
 
 # backup.completed / backup.failed events.
 resource "google_pubsub_topic_iam_member" "backup_export_events_publisher" {
-  project = var.project_id
+  project = local.project_id
   topic   = google_pubsub_topic.backup_events.name
   role    = "roles/pubsub.publisher"
   member  = google_service_account.backup_export.member
@@ -84,7 +127,7 @@ resource "google_pubsub_topic_iam_member" "backup_export_events_publisher" {
 # Read-only: it probes, it never writes. No Pub/Sub, no write role on any bucket or dataset.
 
 resource "google_service_account" "health_check" {
-  project      = var.project_id
+  project      = local.project_id
   account_id   = "opsuite-health-check"
   display_name = "opsuite health-check function"
   description  = "Runtime identity of the health-check function: read-only metadata and freshness queries on the probed datasets, reads backup manifests."
@@ -95,7 +138,7 @@ resource "google_service_account" "health_check" {
 # Its metadata queries (INFORMATION_SCHEMA.PARTITIONS) and MAX(loaded_at) queries are query
 # jobs, which run in this project. jobUser lets it create jobs; it reads no data by itself.
 resource "google_project_iam_member" "health_check_bigquery_job_user" {
-  project = var.project_id
+  project = local.project_id
   role    = "roles/bigquery.jobUser"
   member  = google_service_account.health_check.member
 }
@@ -103,13 +146,12 @@ resource "google_project_iam_member" "health_check_bigquery_job_user" {
 # dataViewer only, no separate metadataViewer grant: dataViewer contains every
 # metadataViewer permission (datasets.get, tables.get, tables.list, which
 # INFORMATION_SCHEMA.PARTITIONS needs) plus tables.getData, which the full-mode
-# MAX(loaded_at) queries need. The metadata-probed and fully-queried datasets are the
-# same list, so a second, weaker grant on them would add nothing. dataViewer is read-only.
+# MAX(loaded_at) queries need. dataViewer is read-only.
 resource "google_bigquery_dataset_iam_member" "health_check_data_viewer" {
-  for_each = toset(var.health_datasets)
+  for_each = toset(local.health_datasets)
 
-  project    = var.project_id
-  dataset_id = each.value
+  project    = local.project_id
+  dataset_id = google_bigquery_dataset.data[each.value].dataset_id
   role       = "roles/bigquery.dataViewer"
   member     = google_service_account.health_check.member
 }
@@ -120,3 +162,99 @@ resource "google_storage_bucket_iam_member" "health_check_object_viewer" {
   role   = "roles/storage.objectViewer"
   member = google_service_account.health_check.member
 }
+
+# --- sla_evaluator ------------------------------------------------------------------------
+
+resource "google_service_account" "sla_evaluator" {
+  project      = local.project_id
+  account_id   = "opsuite-sla-evaluator"
+  display_name = "opsuite sla-evaluator function"
+  description  = "Runtime identity of the sla-evaluator function: reads what the SLIs measure, writes custom metrics and the evaluation history, its own state in the backup bucket, publishes SLO events."
+
+  depends_on = [google_project_service.required]
+}
+
+# The SLI queries (freshness, run history, accuracy) and the history load are jobs here.
+resource "google_project_iam_member" "sla_evaluator_bigquery_job_user" {
+  project = local.project_id
+  role    = "roles/bigquery.jobUser"
+  member  = google_service_account.sla_evaluator.member
+}
+
+resource "google_bigquery_dataset_iam_member" "sla_evaluator_data_viewer" {
+  for_each = toset(local.sla_datasets)
+
+  project    = local.project_id
+  dataset_id = google_bigquery_dataset.data[each.value].dataset_id
+  role       = "roles/bigquery.dataViewer"
+  member     = google_service_account.sla_evaluator.member
+}
+
+# Appends each evaluation to the history table (load jobs), nothing else.
+resource "google_bigquery_dataset_iam_member" "sla_evaluator_history_editor" {
+  project    = local.project_id
+  dataset_id = google_bigquery_dataset.ops.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = google_service_account.sla_evaluator.member
+}
+
+# CreateTimeSeries: the project is the only scope Monitoring offers.
+resource "google_project_iam_member" "sla_evaluator_metric_writer" {
+  project = local.project_id
+  role    = "roles/monitoring.metricWriter"
+  member  = google_service_account.sla_evaluator.member
+}
+
+resource "google_pubsub_topic_iam_member" "sla_evaluator_alerts_publisher" {
+  project = local.project_id
+  topic   = google_pubsub_topic.alerts.name
+  role    = "roles/pubsub.publisher"
+  member  = google_service_account.sla_evaluator.member
+}
+
+# Reads manifests, drill records and the alert router's ledger (detection SLI).
+resource "google_storage_bucket_iam_member" "sla_evaluator_object_viewer" {
+  bucket = google_storage_bucket.backup.name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.sla_evaluator.member
+}
+
+# Writes only its own state: the announced SLO states and the published-event claims.
+resource "google_storage_bucket_iam_member" "sla_evaluator_state_user" {
+  bucket = google_storage_bucket.backup.name
+  role   = "roles/storage.objectUser"
+  member = google_service_account.sla_evaluator.member
+
+  condition {
+    title       = "opsuite-slo-state-only"
+    description = "Objects under _opsuite/slo/ only (announced states, event claims)."
+    expression  = "resource.name.startsWith(\"${local.backup_bucket_objects}/_opsuite/slo/\") || api.getAttribute(\"storage.googleapis.com/objectListPrefix\", \"\").startsWith(\"_opsuite/slo/\")"
+  }
+}
+
+# --- alert_router -------------------------------------------------------------------------
+
+resource "google_service_account" "alert_router" {
+  project      = local.project_id
+  account_id   = "opsuite-alert-router"
+  display_name = "opsuite alert-router function"
+  description  = "Runtime identity of the alert-router function: its state and ledger under _opsuite/alerts/ in the backup bucket, the receivers' secrets."
+
+  depends_on = [google_project_service.required]
+}
+
+# Its ledger, claims, active alerts, groups and silences: objects under _opsuite/alerts/
+# only (read, write-once, compare-and-swap, delete, and listing those prefixes).
+resource "google_storage_bucket_iam_member" "alert_router_state_user" {
+  bucket = google_storage_bucket.backup.name
+  role   = "roles/storage.objectUser"
+  member = google_service_account.alert_router.member
+
+  condition {
+    title       = "opsuite-alerts-state-only"
+    description = "Objects under _opsuite/alerts/ only."
+    expression  = "resource.name.startsWith(\"${local.backup_bucket_objects}/_opsuite/alerts/\") || api.getAttribute(\"storage.googleapis.com/objectListPrefix\", \"\").startsWith(\"_opsuite/alerts/\")"
+  }
+}
+
+# roles/secretmanager.secretAccessor on each receiver secret individually: secrets.tf.

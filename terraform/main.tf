@@ -7,8 +7,10 @@ locals {
   # A variable default cannot reference path.module, hence the null default.
   function_source_dir = coalesce(var.function_source_dir, "${path.module}/../build")
 
-  source_bucket_name = coalesce(var.source_bucket_name, "${var.project_id}-opsuite-fn-source")
+  source_bucket_name = coalesce(var.source_bucket_name, "${local.project_id}-opsuite-fn-source")
 
+  # The APIs the suite calls or deploys with, nothing more (iam.googleapis.com: the service
+  # accounts; cloudbuild + artifactregistry: function builds; eventarc + run: 2nd gen).
   required_apis = toset([
     "artifactregistry.googleapis.com",
     "bigquery.googleapis.com",
@@ -17,6 +19,7 @@ locals {
     "cloudscheduler.googleapis.com",
     "eventarc.googleapis.com",
     "iam.googleapis.com",
+    "logging.googleapis.com",
     "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
@@ -26,17 +29,59 @@ locals {
 }
 
 data "google_project" "this" {
-  project_id = var.project_id
+  project_id = local.project_id
 }
 
 resource "google_project_service" "required" {
   for_each = local.required_apis
 
-  project = var.project_id
+  project = local.project_id
   service = each.value
 
   # Never switch an API off on destroy: other workloads in the project may use it,
   # and a DR `terraform apply` must not race an API that is being disabled.
   disable_on_destroy         = false
   disable_dependent_services = false
+}
+
+# The Pub/Sub and Eventarc service agents exist only once something asks for them; in a
+# new project the first trigger would race their creation. Created explicitly (google-beta
+# only) so the grants below and the functions' triggers can depend on them. The provider
+# notes the API may not return the email: grants build it from the project number.
+resource "google_project_service_identity" "pubsub" {
+  provider = google-beta
+
+  project = local.project_id
+  service = "pubsub.googleapis.com"
+
+  depends_on = [google_project_service.required]
+}
+
+resource "google_project_service_identity" "eventarc" {
+  provider = google-beta
+
+  project = local.project_id
+  service = "eventarc.googleapis.com"
+
+  depends_on = [google_project_service.required]
+}
+
+# Newly enabled APIs and new service agents take minutes to propagate: the first function
+# create or Eventarc trigger in a brand-new project otherwise fails with "Permission denied
+# while using the Eventarc Service Agent" (hashicorp/terraform-provider-google#25294). Every
+# function (modules/function's `prerequisites`) and Monitoring resource waits for this.
+resource "time_sleep" "apis_ready" {
+  create_duration = var.api_propagation_wait
+
+  triggers = {
+    apis     = join(",", sort(local.required_apis))
+    pubsub   = google_project_service_identity.pubsub.id
+    eventarc = google_project_service_identity.eventarc.id
+  }
+
+  depends_on = [
+    google_project_service.required,
+    google_project_service_identity.pubsub,
+    google_project_service_identity.eventarc,
+  ]
 }

@@ -53,11 +53,49 @@ output "health_check_function" {
   }
 }
 
+output "sla_evaluator_function" {
+  description = "Deployed sla-evaluator function (name, id, source object)."
+  value = {
+    name          = module.sla_evaluator.name
+    id            = module.sla_evaluator.id
+    source_object = module.sla_evaluator.source_object
+  }
+}
+
+output "alert_router_function" {
+  description = "Deployed alert-router function (name, id, source object, the Eventarc triggers delivering to it)."
+  value = {
+    name          = module.alert_router.name
+    id            = module.alert_router.id
+    source_object = module.alert_router.source_object
+    triggers      = module.alert_router.triggers
+  }
+}
+
+output "topics" {
+  description = "Pub/Sub topic ids, by role in the suite."
+  value = {
+    backup_trigger       = google_pubsub_topic.backup_trigger.id
+    backup_events        = google_pubsub_topic.backup_events.id
+    sla_trigger          = google_pubsub_topic.sla_trigger.id
+    alerts               = google_pubsub_topic.alerts.id
+    monitoring_incidents = google_pubsub_topic.monitoring_incidents.id
+  }
+}
+
+output "receiver_secrets" {
+  description = "Secret Manager secrets the alert router reads (add their versions out of band: see README.md)."
+  value       = sort(keys(local.secrets))
+}
+
 output "service_accounts" {
   description = "Service account emails, by role in the suite."
   value = {
     backup_export = google_service_account.backup_export.email
     health_check  = google_service_account.health_check.email
+    sla_evaluator = google_service_account.sla_evaluator.email
+    alert_router  = google_service_account.alert_router.email
     event_trigger = google_service_account.event_trigger.email
+    build         = google_service_account.build.email
   }
 }

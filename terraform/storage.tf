@@ -1,14 +1,16 @@
-# Backup bucket: receives the BigQuery extract files.
+# Backup bucket: receives the BigQuery extract files (backups.bucket in opsuite.yaml),
+# optionally in a project of its own (var.backup_project_id).
 #
 # BigQuery may rewrite export files, so this bucket deliberately has NO retention
-# policy / Bucket Lock and soft delete switched off (retention 0). Protection against
-# accidental overwrite or deletion comes from object versioning, with noncurrent
-# versions expiring after var.noncurrent_version_retention_days.
+# policy / Bucket Lock. Protection against accidental overwrite or deletion: object
+# versioning (noncurrent versions expire after var.noncurrent_version_retention_days)
+# and soft delete (var.soft_delete_retention_days, at least 7): a writer that deletes an
+# export, or an old version of it, can't make it unrecoverable inside that window.
 resource "google_storage_bucket" "backup" {
   # checkov:skip=CKV_GCP_62:Usage logs need a separate log bucket; config changes are in Admin Activity audit logs, and object reads are audited by enabling Data Access audit logs for storage.googleapis.com at project/org level.
-  name     = var.backup_bucket_name
-  project  = var.project_id
-  location = var.location
+  name     = local.backup_bucket
+  project  = coalesce(var.backup_project_id, local.project_id)
+  location = local.location
 
   storage_class               = "STANDARD"
   uniform_bucket_level_access = true
@@ -21,11 +23,33 @@ resource "google_storage_bucket" "backup" {
   }
 
   # Exports older than the retention window are deleted (they become noncurrent,
-  # then the rule below removes them).
+  # then the noncurrent rule below removes them). Only under the backup prefix: the
+  # suite's own state lives beside it under _opsuite/ (silences, firing alerts, groups,
+  # announced SLO states), managed by the code, and must never age out: a 60-day silence
+  # deleted on day 30 would lift silently.
   lifecycle_rule {
     condition {
-      age        = var.backup_retention_days
+      age            = var.backup_retention_days
+      with_state     = "LIVE"
+      matches_prefix = ["${local.backup_prefix}/"]
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  # The suite's history (alert ledger and send claims, published SLO events, rejected
+  # triggers) is append-only: kept var.ops_history_retention_days, then deleted.
+  lifecycle_rule {
+    condition {
+      age        = var.ops_history_retention_days
       with_state = "LIVE"
+      matches_prefix = [
+        "_opsuite/alerts/ledger/",
+        "_opsuite/alerts/claims/",
+        "_opsuite/slo/events/",
+        "_opsuite/rejected/",
+      ]
     }
     action {
       type = "Delete"
@@ -47,7 +71,7 @@ resource "google_storage_bucket" "backup" {
   }
 
   soft_delete_policy {
-    retention_duration_seconds = 0
+    retention_duration_seconds = var.soft_delete_retention_days * 86400
   }
 
   lifecycle {
@@ -62,7 +86,7 @@ resource "google_storage_bucket" "backup" {
 resource "google_storage_bucket" "function_source" {
   # checkov:skip=CKV_GCP_62:Holds only build artefacts reproducible from git; access logging not needed.
   name     = local.source_bucket_name
-  project  = var.project_id
+  project  = local.project_id
   location = var.region
 
   storage_class               = "STANDARD"

@@ -1,15 +1,8 @@
-variable "project_id" {
-  description = "GCP project that hosts the ops suite, the backed-up BigQuery datasets and the backup bucket."
-  type        = string
-
-  validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
-    error_message = "project_id must be a GCP project ID: 6-30 characters, lowercase letters, digits and hyphens, starting with a letter."
-  }
-}
+# Project, bucket, datasets, topics, schedules, SLOs and receiver secrets come from the
+# opsuite.yaml named by var.config_file (config.tf), not from variables.
 
 variable "region" {
-  description = "Region for the Cloud Functions, their Eventarc triggers, the Cloud Scheduler job and the function source bucket."
+  description = "Region for the Cloud Functions, their Eventarc triggers, the Cloud Scheduler jobs and the function source bucket."
   type        = string
   default     = "us-central1"
 
@@ -19,29 +12,8 @@ variable "region" {
   }
 }
 
-variable "location" {
-  description = "BigQuery location of the backed-up datasets (e.g. \"US\"). The backup bucket is created here: extract jobs need the bucket co-located with the dataset."
-  type        = string
-  default     = "US"
-
-  validation {
-    condition     = can(regex("^[A-Za-z]+[A-Za-z0-9-]*$", var.location))
-    error_message = "location must be a BigQuery/GCS location such as \"US\", \"EU\" or \"us-central1\"."
-  }
-}
-
-variable "backup_bucket_name" {
-  description = "Globally unique name of the GCS bucket that receives the BigQuery exports."
-  type        = string
-
-  validation {
-    condition     = can(regex("^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$", var.backup_bucket_name)) && !can(regex("goog", var.backup_bucket_name))
-    error_message = "backup_bucket_name must be 3-63 characters of lowercase letters, digits, '-' or '_', start and end with a letter or digit, and not contain \"goog\"."
-  }
-}
-
 variable "source_bucket_name" {
-  description = "Name of the private bucket holding the function source zips. null means \"<project_id>-opsuite-fn-source\"."
+  description = "Name of the private bucket holding the function source zips. null means \"<project>-opsuite-fn-source\"."
   type        = string
   default     = null
 
@@ -62,6 +34,39 @@ variable "backup_retention_days" {
   }
 }
 
+variable "ops_history_retention_days" {
+  description = "Days the suite's append-only history in the backup bucket (alert ledger and send claims, SLO events, rejected triggers) is kept. At least 35: the detection SLI reads the ledger over the SLO window."
+  type        = number
+  default     = 400
+
+  validation {
+    condition     = var.ops_history_retention_days >= 35 && var.ops_history_retention_days <= 3650 && floor(var.ops_history_retention_days) == var.ops_history_retention_days
+    error_message = "ops_history_retention_days must be a whole number between 35 and 3650."
+  }
+}
+
+variable "backup_project_id" {
+  description = "Project that holds the backup bucket. null: the suite's own project (gcp.project). A separate project keeps the backups when the data project is lost or compromised: the functions reach the bucket through bucket-level grants (cross-project IAM); enable storage.googleapis.com there first. See docs/runbook.md."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.backup_project_id == null || can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", coalesce(var.backup_project_id, "x")))
+    error_message = "backup_project_id must be null or a GCP project ID (6-30 lowercase letters, digits, hyphens)."
+  }
+}
+
+variable "soft_delete_retention_days" {
+  description = "Days a deleted or overwritten backup object stays recoverable (GCS soft delete), on top of object versioning: 7 to 90. A writer that deletes exports (or old versions) can't make them unrecoverable within this window."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.soft_delete_retention_days >= 7 && var.soft_delete_retention_days <= 90 && floor(var.soft_delete_retention_days) == var.soft_delete_retention_days
+    error_message = "soft_delete_retention_days must be a whole number between 7 and 90."
+  }
+}
+
 variable "noncurrent_version_retention_days" {
   description = "Days a noncurrent (overwritten or deleted) object version is kept before the lifecycle rule deletes it. Must be >= 1: the provider does not send 0 for this condition."
   type        = number
@@ -70,60 +75,6 @@ variable "noncurrent_version_retention_days" {
   validation {
     condition     = var.noncurrent_version_retention_days >= 1 && var.noncurrent_version_retention_days <= 365 && floor(var.noncurrent_version_retention_days) == var.noncurrent_version_retention_days
     error_message = "noncurrent_version_retention_days must be a whole number between 1 and 365."
-  }
-}
-
-variable "backup_schedule" {
-  description = "Cron schedule (5 fields, unix-cron) of the Cloud Scheduler job that starts a backup run."
-  type        = string
-  default     = "30 9 * * *"
-
-  validation {
-    condition     = length(split(" ", trimspace(var.backup_schedule))) == 5
-    error_message = "backup_schedule must be a 5-field unix-cron expression such as \"30 9 * * *\"."
-  }
-}
-
-variable "backup_time_zone" {
-  description = "IANA time zone in which backup_schedule is interpreted."
-  type        = string
-  default     = "Etc/UTC"
-
-  validation {
-    condition     = can(regex("^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$", var.backup_time_zone))
-    error_message = "backup_time_zone must be an IANA time zone name such as \"Etc/UTC\" or \"America/New_York\"."
-  }
-}
-
-variable "backup_datasets" {
-  description = "BigQuery dataset IDs (in project_id) that backup_export exports; its service account gets roles/bigquery.dataViewer on each of them and nothing wider."
-  type        = list(string)
-  default     = ["nba_analytics", "nba_precompute", "nba_orchestration", "nba_predictions"]
-
-  validation {
-    condition     = length(var.backup_datasets) > 0 && alltrue([for d in var.backup_datasets : can(regex("^[A-Za-z0-9_]+$", d)) && length(d) <= 1024])
-    error_message = "backup_datasets must be a non-empty list of dataset IDs (letters, digits and underscores, at most 1024 characters)."
-  }
-
-  validation {
-    condition     = length(distinct(var.backup_datasets)) == length(var.backup_datasets)
-    error_message = "backup_datasets must not contain duplicates."
-  }
-}
-
-variable "health_datasets" {
-  description = "BigQuery dataset IDs (in project_id) that health_check probes: freshness tables, the pipeline run history, INFORMATION_SCHEMA.PARTITIONS. Its service account gets roles/bigquery.dataViewer on each of them and nothing wider. Separate from backup_datasets so probing a dataset that is not backed up (or the reverse) never widens the other function's access; the default is the same list."
-  type        = list(string)
-  default     = ["nba_analytics", "nba_precompute", "nba_orchestration", "nba_predictions"]
-
-  validation {
-    condition     = length(var.health_datasets) > 0 && alltrue([for d in var.health_datasets : can(regex("^[A-Za-z0-9_]+$", d)) && length(d) <= 1024])
-    error_message = "health_datasets must be a non-empty list of dataset IDs (letters, digits and underscores, at most 1024 characters)."
-  }
-
-  validation {
-    condition     = length(distinct(var.health_datasets)) == length(var.health_datasets)
-    error_message = "health_datasets must not contain duplicates."
   }
 }
 
@@ -139,7 +90,7 @@ variable "health_check_ingress" {
 }
 
 variable "function_source_dir" {
-  description = "Directory produced by `make package`, holding one sub-directory per function (backup_export/, health_check/). null means \"<this module>/../build\" (a variable default cannot reference path.module)."
+  description = "Directory produced by `make package`, holding one sub-directory per function (backup_export/, health_check/, sla_evaluator/, alert_router/). null means \"<this module>/../build\" (a variable default cannot reference path.module)."
   type        = string
   default     = null
 }
@@ -156,7 +107,7 @@ variable "python_runtime" {
 }
 
 variable "invoker_members" {
-  description = "IAM principals allowed to invoke the HTTP functions (health_check), e.g. \"group:oncall@example.com\": each gets roles/cloudfunctions.invoker and roles/run.invoker on those functions only. Never public: allUsers and allAuthenticatedUsers are rejected."
+  description = "IAM principals allowed to invoke the HTTP functions (health_check), e.g. \"group:oncall@example.com\": each gets roles/run.invoker on those functions' services only. Never public: allUsers and allAuthenticatedUsers are rejected."
   type        = list(string)
   default     = []
 
@@ -166,17 +117,6 @@ variable "invoker_members" {
       can(regex("^(user|group|serviceAccount|domain):[^\\s]+$|^principal(Set)?://", m))
     ])
     error_message = "invoker_members entries must be user:, group:, serviceAccount:, domain: or principal(Set):// principals; allUsers and allAuthenticatedUsers are not allowed."
-  }
-}
-
-variable "build_service_account" {
-  description = "Optional service account Cloud Build uses to build the functions, as \"projects/PROJECT/serviceAccounts/EMAIL\". null uses the project's default build service account (which, in projects created after mid-2024, may lack the roles a build needs: see README.md)."
-  type        = string
-  default     = null
-
-  validation {
-    condition     = var.build_service_account == null || can(regex("^projects/[^/]+/serviceAccounts/[^/]+@[^/]+$", coalesce(var.build_service_account, "x")))
-    error_message = "build_service_account must be null or \"projects/PROJECT/serviceAccounts/EMAIL\"."
   }
 }
 
@@ -197,5 +137,55 @@ variable "labels" {
       can(regex("^[a-z][a-z0-9_-]{0,62}$", k)) && can(regex("^[a-z0-9_-]{0,63}$", v))
     ])
     error_message = "labels keys must match ^[a-z][a-z0-9_-]{0,62}$ and values ^[a-z0-9_-]{0,63}$."
+  }
+}
+
+variable "drill_schedule" {
+  description = "Cron schedule (5 fields, Etc/UTC) of the weekly restore drill: {\"action\": \"restore_drill\"} on the backup trigger topic. Default Monday 11:00, after the nightly backup."
+  type        = string
+  default     = "0 11 * * 1"
+
+  validation {
+    condition     = can(regex("^[^ ]+( [^ ]+){4}$", var.drill_schedule))
+    error_message = "drill_schedule must be a 5-field unix-cron expression with single spaces, e.g. \"0 11 * * 1\"."
+  }
+}
+
+variable "api_propagation_wait" {
+  description = "How long the first apply waits after enabling the APIs and creating the service agents before creating functions and triggers (new projects: the Eventarc service agent takes minutes to work)."
+  type        = string
+  default     = "120s"
+
+  validation {
+    condition     = can(regex("^[0-9]+(s|m)$", var.api_propagation_wait))
+    error_message = "api_propagation_wait must be a duration such as \"120s\" or \"3m\"."
+  }
+}
+
+variable "runbook_url" {
+  description = "Where docs/runbook.md is published (alert policy documentation links to its sections: <runbook_url>#<section>)."
+  type        = string
+  default     = "https://github.com/your-org/opsuite/blob/main/docs/runbook.md"
+
+  validation {
+    condition     = can(regex("^https://", var.runbook_url))
+    error_message = "runbook_url must be an https URL."
+  }
+}
+
+variable "adopt_existing_datasets" {
+  description = "true in a project where the pipeline's datasets already exist (the usual first deploy): they are imported, never recreated. false (a new project, the DR case): Terraform creates them empty, then `opsuite restore` fills them."
+  type        = bool
+  default     = false
+}
+
+variable "history_retention_days" {
+  description = "Days of SLO evaluation history kept (partition expiration of the evaluations table). At least the longest SLO window: budgets and burn rates are computed from it."
+  type        = number
+  default     = 400
+
+  validation {
+    condition     = var.history_retention_days >= 35 && var.history_retention_days <= 3650 && floor(var.history_retention_days) == var.history_retention_days
+    error_message = "history_retention_days must be a whole number between 35 and 3650."
   }
 }

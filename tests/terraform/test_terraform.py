@@ -38,7 +38,12 @@ FORBIDDEN_ROLES = {
 AUTHORITATIVE_IAM_TYPES = re.compile(r"^google_.*_iam_(policy|binding)$")
 IAM_MEMBER_TYPE = re.compile(r"^google_.*_iam_member$")
 # Project-wide grants allowed at all (anything else must be granted on a resource).
-ALLOWED_PROJECT_ROLES = {"roles/bigquery.jobUser", "roles/monitoring.metricWriter"}
+# roles/run.builder: the build service account's (Cloud Build writes logs and images project-wide)
+ALLOWED_PROJECT_ROLES = {
+    "roles/bigquery.jobUser",
+    "roles/monitoring.metricWriter",
+    "roles/run.builder",
+}
 
 EVENT_MAX_TIMEOUT = 540
 HTTP_MAX_TIMEOUT = 3600
@@ -293,31 +298,37 @@ def test_variable_has_description_and_type(label: str, name: str, spec: dict[str
 
 def test_root_variable_defaults() -> None:
     v = ROOT_VARS
-    assert v["location"]["default"] == "US"
     assert v["backup_retention_days"]["default"] == 90
     assert v["noncurrent_version_retention_days"]["default"] == 7
-    assert v["backup_schedule"]["default"] == "30 9 * * *"
-    assert v["backup_time_zone"]["default"] == "Etc/UTC"
-    assert v["backup_datasets"]["default"] == DEFAULT_DATASETS
-    assert v["health_datasets"]["default"] == DEFAULT_DATASETS
+    assert v["soft_delete_retention_days"]["default"] == 7
     assert v["health_check_ingress"]["default"] == "ALLOW_ALL"
     assert v["python_runtime"]["default"] == "python311"
     assert v["invoker_members"]["default"] == []
-    for required in ("project_id", "backup_bucket_name"):
-        assert "default" not in v[required], f"var.{required} must be required (no default)"
+    assert v["adopt_existing_datasets"]["default"] is False  # a new project (DR) just works
+    assert v["backup_project_id"]["default"] is None
+    # one source of truth: project, bucket, datasets, topics and schedules come from the
+    # config file, which is required (no silent example config)
+    assert "default" not in v["config_file"], "var.config_file must be required"
+    for gone in ("project_id", "backup_bucket_name", "backup_datasets", "health_datasets",
+                 "backup_schedule", "backup_time_zone", "location", "backup_prefix"):  # fmt: skip
+        assert gone not in v, f"var.{gone} repeats what opsuite.yaml says"
 
 
 def test_sensitive_variables_are_validated() -> None:
     for name in (
-        "project_id",
-        "backup_bucket_name",
+        "config_file",
+        "region",
         "backup_retention_days",
         "noncurrent_version_retention_days",
-        "backup_datasets",
+        "soft_delete_retention_days",
+        "ops_history_retention_days",
+        "history_retention_days",
+        "backup_project_id",
         "invoker_members",
-        "backup_schedule",
-        "health_datasets",
+        "drill_schedule",
         "health_check_ingress",
+        "api_propagation_wait",
+        "runbook_url",
     ):
         assert ROOT_VARS[name].get("validation"), f"var.{name} has no validation block"
 
@@ -640,6 +651,7 @@ def test_health_check_function() -> None:
     env = call["environment_variables"]
     assert env == {"OPSUITE_BACKEND": "gcp", "OPSUITE_CONFIG": "opsuite.yaml"}
     assert call["service_account_email"] == "${google_service_account.health_check.email}"
+    assert call["build_service_account"] == "${google_service_account.build.id}"
     assert (
         resources_of(ROOT, "google_service_account")["health_check"]["account_id"]
         == "opsuite-health-check"
@@ -661,7 +673,7 @@ def test_backup_export_function() -> None:
         "OPSUITE_BACKEND": "gcp",
         "OPSUITE_CONFIG": "opsuite.yaml",
         "OPSUITE_BACKUP_BUCKET": "${google_storage_bucket.backup.name}",
-        "OPSUITE_PROJECT": "${var.project_id}",
+        "OPSUITE_PROJECT": "${local.project_id}",
     }
     assert call["service_account_email"] == "${google_service_account.backup_export.email}"
     trigger = require_trigger(call)
@@ -708,10 +720,18 @@ def _grants_to(sa: str) -> set[tuple[str, str, str]]:
     return grants
 
 
+_DATA_DATASET = "${google_bigquery_dataset.data[each.value].dataset_id}"
+
+
 def test_backup_export_roles_are_exactly_the_expected_set() -> None:
     assert _grants_to("backup_export") == {
-        ("google_project_iam_member", "roles/bigquery.jobUser", "${var.project_id}"),
-        ("google_bigquery_dataset_iam_member", "roles/bigquery.dataViewer", "${each.value}"),
+        ("google_project_iam_member", "roles/bigquery.jobUser", "${local.project_id}"),
+        ("google_bigquery_dataset_iam_member", "roles/bigquery.dataViewer", _DATA_DATASET),
+        (
+            "google_bigquery_dataset_iam_member",
+            "roles/bigquery.dataEditor",
+            "${google_bigquery_dataset.drill.dataset_id}",
+        ),
         (
             "google_storage_bucket_iam_member",
             "roles/storage.objectAdmin",
@@ -729,10 +749,12 @@ def test_backup_export_roles_are_exactly_the_expected_set() -> None:
         ),
     }
     viewers = [
-        b for t, _n, b in _grant_resources("backup_export") if t.startswith("google_bigquery_")
+        b
+        for t, _n, b in _grant_resources("backup_export")
+        if t.startswith("google_bigquery_") and b["role"] == "roles/bigquery.dataViewer"
     ]
-    assert [b["for_each"] for b in viewers] == ["${toset(var.backup_datasets)}"], (
-        "dataViewer must be granted per dataset in var.backup_datasets, nothing wider"
+    assert [b["for_each"] for b in viewers] == ["${toset(local.backup_datasets)}"], (
+        "dataViewer must be granted per backed-up dataset (from the config), nothing wider"
     )
 
 
@@ -740,8 +762,8 @@ def test_health_check_roles_are_exactly_the_expected_set() -> None:
     grants = _grant_resources("health_check")
     assert len(grants) == 3, [f"{t}.{n}" for t, n, _ in grants]
     assert _grants_to("health_check") == {
-        ("google_project_iam_member", "roles/bigquery.jobUser", "${var.project_id}"),
-        ("google_bigquery_dataset_iam_member", "roles/bigquery.dataViewer", "${each.value}"),
+        ("google_project_iam_member", "roles/bigquery.jobUser", "${local.project_id}"),
+        ("google_bigquery_dataset_iam_member", "roles/bigquery.dataViewer", _DATA_DATASET),
         (
             "google_storage_bucket_iam_member",
             "roles/storage.objectViewer",
@@ -749,8 +771,8 @@ def test_health_check_roles_are_exactly_the_expected_set() -> None:
         ),
     }
     viewers = [b for t, _n, b in grants if t.startswith("google_bigquery_")]
-    assert [b["for_each"] for b in viewers] == ["${toset(var.health_datasets)}"], (
-        "dataViewer must be granted per dataset in var.health_datasets, nothing wider"
+    assert [b["for_each"] for b in viewers] == ["${toset(local.health_datasets)}"], (
+        "dataViewer must be granted per probed dataset (from the config), nothing wider"
     )
     # No grant on any service account (no impersonation) and none on a topic or secret.
     assert not [
@@ -792,29 +814,41 @@ def test_pubsub_service_agent_token_creator_is_scoped_to_trigger_sa() -> None:
     assert "@gcp-sa-pubsub.iam.gserviceaccount.com" in token[0]["member"]
 
 
+MONITORING_AGENT = (
+    "serviceAccount:service-${data.google_project.this.number}"
+    "@gcp-sa-monitoring-notification.iam.gserviceaccount.com"
+)
+
+
 def test_invoker_grants_come_only_from_invoker_members() -> None:
-    invoker_roles = {"roles/run.invoker", "roles/cloudfunctions.invoker"}
+    # roles/cloudfunctions.invoker grants nothing on a 2nd gen function: never used
     for label, module in all_modules().items():
         for rtype, name, body in iam_resources(module):
-            if body["role"] not in invoker_roles:
+            assert body["role"] != "roles/cloudfunctions.invoker", f"{label}: {rtype}.{name}"
+            if body["role"] != "roles/run.invoker":
                 continue
             from_variable = (
                 body["member"] == "${each.value}"
                 and body.get("for_each") == "${toset(var.invoker_members)}"
             )
             trigger = body["member"] == "serviceAccount:${var.event_trigger.service_account_email}"
-            assert from_variable or trigger, (
+            # the uptime check's service agent, on the health check only (monitoring.tf)
+            uptime = (
+                label == "root"
+                and body["member"] == MONITORING_AGENT
+                and "module.health_check" in str(body.get("service", body.get("name", "")))
+            )
+            assert from_variable or trigger or uptime, (
                 f"{label}: {rtype}.{name} grants {body['role']} to {body['member']}"
             )
-            assert "google_cloudfunctions2_function.this.name" in (
-                body.get("service", "") + body.get("cloud_function", "")
-            ), f"{label}: {rtype}.{name} must be scoped to the function, not the project"
+            if label != "root":
+                assert "google_cloudfunctions2_function.this.name" in body.get("service", ""), (
+                    f"{label}: {rtype}.{name} must be scoped to the function, not the project"
+                )
     roles = {
         b["role"] for _t, _n, b in iam_resources(FN_MODULE) if b.get("member") == "${each.value}"
     }
-    assert roles == invoker_roles, (
-        "HTTP invokers need both roles/cloudfunctions.invoker and roles/run.invoker"
-    )
+    assert roles == {"roles/run.invoker"}, "HTTP invokers get roles/run.invoker"
 
 
 # --------------------------------------------------------------------------------------
@@ -876,13 +910,20 @@ def test_every_bucket_is_private() -> None:
 
 def test_backup_bucket_dr_settings() -> None:
     bucket = resources_of(ROOT, "google_storage_bucket")["backup"]
-    assert bucket["name"] == "${var.backup_bucket_name}"
-    assert bucket["location"] == "${var.location}"
+    assert bucket["name"] == "${local.backup_bucket}"
+    assert bucket["location"] == "${local.location}"
+    assert bucket["project"] == "${coalesce(var.backup_project_id, local.project_id)}"
     assert block(bucket, "versioning").get("enabled") is True
     assert "retention_policy" not in bucket, (
         "no retention policy: BigQuery may rewrite export files"
     )
-    assert as_int(block(bucket, "soft_delete_policy").get("retention_duration_seconds")) == 0
+    # soft delete >= 7 days: a writer that deletes exports can't make them unrecoverable
+    retention = block(bucket, "soft_delete_policy").get("retention_duration_seconds")
+    assert retention == "${var.soft_delete_retention_days * 86400}"
+    assert (
+        "var.soft_delete_retention_days >= 7"
+        in ROOT_VARS["soft_delete_retention_days"]["validation"][0]["condition"]
+    )
     assert block(bucket, "lifecycle").get("prevent_destroy") is True
     assert bucket.get("labels"), "backup bucket must be labelled"
     rules = _delete_rules(bucket)
@@ -893,6 +934,28 @@ def test_backup_bucket_dr_settings() -> None:
         c.get("days_since_noncurrent_time") == "${var.noncurrent_version_retention_days}"
         for c in rules
     ), "noncurrent versions must expire after var.noncurrent_version_retention_days"
+
+
+# the suite's state the code manages itself: no lifecycle rule may age it out
+_MANAGED_STATE = ("_opsuite/alerts/silences/", "_opsuite/alerts/active/",
+                  "_opsuite/alerts/groups/", "_opsuite/slo/announced/")  # fmt: skip
+
+
+def test_live_objects_age_out_only_under_their_own_prefixes() -> None:
+    # a 60-day silence deleted by a 30-day backup rule would lift silently
+    bucket = resources_of(ROOT, "google_storage_bucket")["backup"]
+    live = [c for c in _delete_rules(bucket) if c.get("with_state") != "ARCHIVED"]
+    assert live, "no delete rule for live objects"
+    for condition in live:
+        prefixes = condition.get("matches_prefix")
+        assert prefixes, f"a live-object delete rule without matches_prefix: {condition}"
+        for managed in _MANAGED_STATE:
+            assert not any(managed.startswith(p) or p.startswith(managed) for p in prefixes), (
+                f"{condition} would delete {managed}"
+            )
+    by_age = {c["age"]: c["matches_prefix"] for c in live}
+    assert by_age["${var.backup_retention_days}"] == ["${local.backup_prefix}/"]
+    assert "_opsuite/alerts/ledger/" in by_age["${var.ops_history_retention_days}"]
 
 
 def test_delete_rules_without_age_do_not_match_everything() -> None:
@@ -912,24 +975,59 @@ def test_delete_rules_without_age_do_not_match_everything() -> None:
 
 def test_topics() -> None:
     topics = resources_of(ROOT, "google_pubsub_topic")
-    names = {body["name"]: body for body in topics.values()}
-    assert {"opsuite-backup-trigger", "opsuite-backup-events"} <= set(names)
-    for name, body in names.items():
+    assert set(topics) == {
+        "backup_trigger",
+        "backup_events",
+        "sla_trigger",
+        "alerts",
+        "monitoring_incidents",
+    }
+    for name, body in topics.items():
         assert re.fullmatch(r"\d+s", body.get("message_retention_duration", "")), (
             f"{name}: message_retention_duration"
         )
+        if name != "monitoring_incidents":  # infrastructure's own: the code never names it
+            assert body["name"] == f"${{local.topics.{name}}}", f"{name}: not from the config"
 
 
-def test_scheduler_targets_the_trigger_topic() -> None:
-    jobs = resources_of(ROOT, "google_cloud_scheduler_job")
-    assert len(jobs) == 1
-    job = next(iter(jobs.values()))
-    target = block(job, "pubsub_target")
-    assert target["topic_name"] == "${google_pubsub_topic.backup_trigger.id}"
-    assert target["data"] == '${base64encode("{}")}'
-    assert job["schedule"] == "${var.backup_schedule}"
-    assert job["time_zone"] == "${var.backup_time_zone}"
-    assert as_int(block(job, "retry_config")["retry_count"]) >= 1
+def _jobs() -> dict[str, dict[str, Any]]:
+    return resources_of(ROOT, "google_cloud_scheduler_job")
+
+
+def test_scheduler_jobs_target_their_topics() -> None:
+    jobs = _jobs()
+    assert set(jobs) == {"backup", "restore_drill", "sla", "alert_tick"}
+    expected = {
+        "backup": ("backup_trigger", '${base64encode("{}")}', "${local.backup_cron}"),
+        "restore_drill": (
+            "backup_trigger",
+            '${base64encode(jsonencode({action = "restore_drill"}))}',
+            "${var.drill_schedule}",
+        ),
+        "sla": ("sla_trigger", '${base64encode("{}")}', "${local.sla_cron}"),
+        "alert_tick": ("alerts", '${base64encode("{}")}', "*/5 * * * *"),
+    }
+    for name, (topic, data, schedule) in expected.items():
+        job = jobs[name]
+        target = block(job, "pubsub_target")
+        assert target["topic_name"] == f"${{google_pubsub_topic.{topic}.id}}", name
+        assert target["data"].replace(" ", "") == data.replace(" ", ""), (name, target["data"])
+        assert job["schedule"] == schedule, name
+        assert job["time_zone"] == "Etc/UTC", name
+    assert block(jobs["alert_tick"], "pubsub_target")["attributes"] == {"event_type": "alerts.tick"}
+    # the backup and the drill retry (an unacknowledged publish is retried by Scheduler)
+    retry = next(iter(local for local in ROOT["locals"] if "scheduler_retry" in local))
+    assert as_int(retry["scheduler_retry"]["retry_count"]) >= 1
+    for name in ("backup", "restore_drill"):
+        count = block(jobs[name], "retry_config")["retry_count"]
+        assert count == "${local.scheduler_retry.retry_count}", name
+
+
+def test_the_tick_attribute_is_the_routers() -> None:
+    from shared.services.alert_event import TICK_EVENT
+
+    tick = block(_jobs()["alert_tick"], "pubsub_target")["attributes"]["event_type"]
+    assert tick == TICK_EVENT
 
 
 def test_required_apis_enabled_and_never_disabled() -> None:
@@ -977,7 +1075,8 @@ def variables_only_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("tfvars")
     shutil.copy(TF_DIR / "variables.tf", work / "variables.tf")
     (work / "outputs.tf").write_text(
-        'output "ok" {\n  value = var.project_id\n}\n', encoding="utf-8"
+        'variable "config_file" {\n  type = string\n}\noutput "ok" {\n  value = var.region\n}\n',
+        encoding="utf-8",
     )
     result = _terraform(work, "init", "-backend=false", "-input=false")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -1000,7 +1099,7 @@ def _terraform(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-GOOD_VARS = ["-var=project_id=my-nba-project", "-var=backup_bucket_name=my-nba-project-bq-backups"]
+GOOD_VARS = ["-var=config_file=opsuite.yaml"]
 
 
 @needs_terraform
@@ -1011,21 +1110,26 @@ GOOD_VARS = ["-var=project_id=my-nba-project", "-var=backup_bucket_name=my-nba-p
         (['-var=invoker_members=["group:oncall@example.com"]'], True),
         (['-var=invoker_members=["allUsers"]'], False),
         (['-var=invoker_members=["allAuthenticatedUsers"]'], False),
-        (["-var=backup_datasets=[]"], False),
-        (['-var=backup_datasets=["a","a"]'], False),
         (["-var=noncurrent_version_retention_days=0"], False),
         (["-var=backup_retention_days=0"], False),
-        (["-var=backup_schedule=every day"], False),
-        (["-var=backup_bucket_name=Bad_Bucket"], False),
+        (["-var=soft_delete_retention_days=6"], False),  # soft delete is at least 7 days
+        (["-var=soft_delete_retention_days=91"], False),
+        (["-var=soft_delete_retention_days=7"], True),
+        (["-var=ops_history_retention_days=30"], False),
+        (["-var=history_retention_days=10"], False),
         (["-var=region=us-central1-a"], False),
         (["-var=health_check_ingress=ALLOW_INTERNAL_AND_GCLB"], True),
         (["-var=health_check_ingress=ALLOW_INTERNAL_ONLY"], True),
         (["-var=health_check_ingress=ALLOW_PUBLIC"], False),
         (["-var=health_check_ingress=allow_all"], False),
-        (['-var=health_datasets=["nba_raw"]'], True),
-        (["-var=health_datasets=[]"], False),
-        (['-var=health_datasets=["a","a"]'], False),
-        (['-var=health_datasets=["bad-name"]'], False),
+        (["-var=drill_schedule=0 11 * * 1"], True),
+        (["-var=drill_schedule=0  11 * * 1"], False),  # a double space
+        (["-var=drill_schedule=weekly"], False),
+        (["-var=backup_project_id=nba-backups-dr"], True),
+        (["-var=backup_project_id=Bad_Project"], False),
+        (["-var=runbook_url=http://example.com/runbook"], False),
+        (["-var=api_propagation_wait=2m"], True),
+        (["-var=api_propagation_wait=soon"], False),
     ],
 )
 def test_variable_validation(
@@ -1042,13 +1146,3 @@ def test_variable_validation(
     else:
         assert result.returncode != 0, output
         assert "Invalid value for variable" in output, output
-
-
-def test_config_schedule_matches_the_scheduler_default() -> None:
-    """A past date's run reads the tables at ``schedule_utc``: it must be when Scheduler fires."""
-    import yaml
-
-    example = yaml.safe_load((TF_DIR.parent / "config" / "opsuite.example.yaml").read_text())
-    minute, hour, *_ = ROOT_VARS["backup_schedule"]["default"].split()
-    assert ROOT_VARS["backup_time_zone"]["default"] == "Etc/UTC"
-    assert example["backups"]["schedule_utc"] == f"{int(hour):02d}:{int(minute):02d}"

@@ -25,6 +25,29 @@ resource "google_storage_bucket_object" "source" {
   bucket       = var.source_bucket
   source       = data.archive_file.source.output_path
   content_type = "application/zip"
+
+  lifecycle {
+    precondition {
+      # The function runs with the opsuite.yaml packaged into it; Terraform deploys from
+      # var.config_file. Two different files would deploy topics, datasets and grants for
+      # one configuration and run the code with another.
+      condition     = try(filesha256("${var.source_dir}/opsuite.yaml"), "") == var.config_sha256
+      error_message = "${var.source_dir}/opsuite.yaml is missing or differs from config_file: run `make package CONFIG=<the same file>` before planning."
+    }
+  }
+}
+
+# What the function must wait for (the APIs and service agents to propagate: time_sleep in
+# the root module). A module-level depends_on would defer archive_file to apply time.
+resource "terraform_data" "prerequisites" {
+  input = var.prerequisites
+}
+
+# Changes whenever the trigger topic is replaced (the root passes an id that is new each
+# time): a recreated topic otherwise leaves the Eventarc subscription on
+# _deleted-topic_ with no diff, and the function silently receives nothing.
+resource "terraform_data" "trigger_topic" {
+  input = var.replace_on
 }
 
 resource "google_cloudfunctions2_function" "this" {
@@ -43,6 +66,8 @@ resource "google_cloudfunctions2_function" "this" {
       storage_source {
         bucket = var.source_bucket
         object = google_storage_bucket_object.source.name
+        # the uploaded object's generation: a re-upload of the same name is a new build
+        generation = google_storage_bucket_object.source.generation
       }
     }
   }
@@ -79,7 +104,48 @@ resource "google_cloudfunctions2_function" "this" {
       condition     = var.min_instance_count <= var.max_instance_count
       error_message = "min_instance_count must not exceed max_instance_count."
     }
+    replace_triggered_by = [terraform_data.trigger_topic]
   }
+
+  depends_on = [terraform_data.prerequisites]
+}
+
+# More Pub/Sub topics delivered to the same function (the alert router listens on several):
+# Eventarc triggers on the function's Cloud Run service, as the same trigger identity,
+# with the same CloudEvent the function's own trigger delivers.
+resource "google_eventarc_trigger" "extra" {
+  for_each = var.event_trigger == null ? {} : var.extra_pubsub_topics
+
+  project  = var.project_id
+  location = var.region
+  name     = "${var.name}-${each.key}"
+  labels   = var.labels
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.pubsub.topic.v1.messagePublished"
+  }
+
+  transport {
+    pubsub {
+      topic = each.value
+    }
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloudfunctions2_function.this.name
+      region  = var.region
+    }
+  }
+
+  service_account = var.event_trigger.service_account_email
+
+  lifecycle {
+    replace_triggered_by = [terraform_data.trigger_topic]
+  }
+
+  depends_on = [google_cloud_run_service_iam_member.trigger_invoker]
 }
 
 # Eventarc invokes the function's Cloud Run service as the trigger service account:
@@ -94,17 +160,8 @@ resource "google_cloud_run_service_iam_member" "trigger_invoker" {
   member   = "serviceAccount:${var.event_trigger.service_account_email}"
 }
 
-# Callers of HTTP functions: both roles, on this function only.
-resource "google_cloudfunctions2_function_iam_member" "invoker" {
-  for_each = toset(var.invoker_members)
-
-  project        = var.project_id
-  location       = var.region
-  cloud_function = google_cloudfunctions2_function.this.name
-  role           = "roles/cloudfunctions.invoker"
-  member         = each.value
-}
-
+# Callers of HTTP functions: roles/run.invoker on this function's service only. (A 2nd gen
+# function is invoked through Cloud Run: roles/cloudfunctions.invoker grants nothing there.)
 resource "google_cloud_run_service_iam_member" "invoker" {
   for_each = toset(var.invoker_members)
 

@@ -22,3 +22,16 @@ output "source_md5" {
   description = "MD5 of the packaged source; changes exactly when the code changes."
   value       = data.archive_file.source.output_md5
 }
+
+output "service" {
+  description = "Name of the function's Cloud Run service (the function's name): where roles/run.invoker is granted."
+  value       = google_cloudfunctions2_function.this.name
+}
+
+output "triggers" {
+  description = "Eventarc trigger names delivering to the function: its own, then the extra topics'."
+  value = concat(
+    [for t in google_cloudfunctions2_function.this.event_trigger : t.trigger],
+    [for t in google_eventarc_trigger.extra : t.name],
+  )
+}

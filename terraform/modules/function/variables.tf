@@ -60,9 +60,46 @@ variable "service_account_email" {
 }
 
 variable "build_service_account" {
-  description = "Optional Cloud Build service account, \"projects/PROJECT/serviceAccounts/EMAIL\"; null uses the project default."
+  description = "Service account Cloud Build builds the function as, \"projects/PROJECT/serviceAccounts/EMAIL\" (google_service_account.x.id). Required: in projects created since 2024 the default (the Compute Engine default service account) may not exist or may hold no build role."
   type        = string
-  default     = null
+
+  validation {
+    condition     = can(regex("^projects/[^/]+/serviceAccounts/[^/]+@[^/]+$", var.build_service_account))
+    error_message = "build_service_account must be \"projects/PROJECT/serviceAccounts/EMAIL\"."
+  }
+}
+
+variable "config_sha256" {
+  description = "SHA-256 of the opsuite.yaml Terraform deploys from (filesha256(var.config_file)): the packaged source_dir/opsuite.yaml must be the same file (checked by a precondition)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9a-f]{64}$", var.config_sha256))
+    error_message = "config_sha256 must be 64 lowercase hex digits."
+  }
+}
+
+variable "prerequisites" {
+  description = "Values the function must wait for (e.g. time_sleep.apis_ready.id): the function is created after them."
+  type        = list(string)
+  default     = []
+}
+
+variable "replace_on" {
+  description = "Ids that change when a topic the function listens on is replaced (the root's terraform_data replaced with each topic): the function and its Eventarc triggers are then replaced too."
+  type        = list(string)
+  default     = []
+}
+
+variable "extra_pubsub_topics" {
+  description = "More Pub/Sub topics delivered to this event-driven function, key (short, kebab-case: part of the Eventarc trigger's name) → topic id; each gets an Eventarc trigger on the function's service, as event_trigger.service_account_email."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.extra_pubsub_topics) : can(regex("^[a-z][a-z0-9-]{0,13}$", k))])
+    error_message = "extra_pubsub_topics keys must be kebab-case, at most 14 characters."
+  }
 }
 
 variable "available_memory" {
@@ -142,7 +179,7 @@ variable "event_trigger" {
 }
 
 variable "invoker_members" {
-  description = "Principals allowed to call the function (HTTP functions); they get roles/cloudfunctions.invoker and roles/run.invoker on this function only. Never allUsers/allAuthenticatedUsers."
+  description = "Principals allowed to call the function (HTTP functions); they get roles/run.invoker on this function's service only. Never allUsers/allAuthenticatedUsers."
   type        = list(string)
   default     = []
 
