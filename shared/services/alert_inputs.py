@@ -526,10 +526,13 @@ def _incident_alert(
 
 
 def _condition_resource(value: object) -> str | None:
-    """``incident.condition.name`` if it is a condition's resource name, else None."""
-    condition = _object(value, "incident.condition", optional=True)
-    name = _text(condition.get("name"), "incident.condition.name")
-    if name is None or not _CONDITION_RESOURCE.fullmatch(name):
+    """``incident.condition.name`` if it is a condition's resource name, else None (the
+    display names identify the incident then: a ``condition`` that isn't an object, or a
+    ``name`` that isn't such a string, is not a reason to drop the incident)."""
+    if not isinstance(value, Mapping):
+        return None
+    name = value.get("name")
+    if not isinstance(name, str) or not _CONDITION_RESOURCE.fullmatch(name):
         return None
     return name
 

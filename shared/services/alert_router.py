@@ -21,9 +21,12 @@ Everything lives in the backup bucket under ``_opsuite/alerts/`` (no long-lived 
 - ``claims/<episode dir>/<status>-<slot>/<integration>``: per integration of a receiver,
   :func:`shared.services.once.publish_once` claims and done markers (one nonce per
   delivery: a retry recognises its own claim; a failed send frees it), so of concurrent
-  deliveries exactly one sends. A group notification is claimed under its leader, and
-  each other alert in it gets ``via-<leader>.json`` under its own claims; PagerDuty
-  events are claimed per alert (one event each).
+  deliveries exactly one sends. A group notification is claimed under its leader; each
+  other alert in it gets ``via-<leader>.json`` under its own claims before the send and
+  ``<integration>.sent.json`` once that integration accepted it (so a later send, led by
+  another alert, shows it as context only); PagerDuty events are claimed per alert (one
+  event each). Done markers carry when they were accepted: ``detection_seconds`` counts
+  to the first acceptance, even when the record is written by a later retry.
 - ``groups/<id>.json`` (``id``: the first 32 hex digits of the SHA-256 of the receiver,
   a newline and the group key): per (receiver, group key) ``{receiver, route_id,
   group_key, group_labels, last_sent_at, last_sent_by, pending}``, updated by
@@ -89,6 +92,7 @@ from shared.services.alert_routing import (
     group_labels,
     inhibition,
     labels_match,
+    route_at,
     route_for_receiver,
     routes_for,
     time_muted,
@@ -636,9 +640,14 @@ def _last_record(deps: RouterDeps, alert: Alert, receiver: str) -> tuple[int, da
 
 
 def _read_json(store: ObjectStore, bucket: str, name: str) -> dict[str, Any] | None:
+    """The object's JSON object, or None (gone, not JSON, not an object: an unreadable
+    record must not block the decisions that read it)."""
     try:
         body = json.loads(store.read(bucket, name))
     except NotFound:
+        return None
+    except ValueError:
+        logger.warning("skipping an unreadable object", extra={"fields": {"object": name}})
         return None
     return body if isinstance(body, dict) else None
 
@@ -679,9 +688,10 @@ def _notified_firing(deps: RouterDeps, alert: Alert, receiver: str) -> bool:
 
 
 #: a claim or done marker of :func:`shared.services.once.publish_once` (``<n>.done.json``,
-#: ``<n>.claim[.<generation>].json``), or the marker of a group notification claimed under
-#: another alert (``via-<leader fingerprint>.json``, written before it is sent)
-_CLAIM_OBJECT = re.compile(r"\d+\.(?:done|claim(?:\.\d+)?)\.json|via-[0-9a-f]{16,64}\.json")
+#: ``<n>.claim[.<generation>].json``), the marker of a group notification claimed under
+#: another alert (``via-<leader fingerprint>.json``, written before it is sent) or accepted
+#: with it in (``<n>.sent.json``)
+_CLAIM_OBJECT = re.compile(r"\d+\.(?:done|sent|claim(?:\.\d+)?)\.json|via-[0-9a-f]{16,64}\.json")
 
 
 # -- routing one alert ----------------------------------------------------------------
@@ -695,6 +705,8 @@ class ReceiverOutcome:
     result: Literal["sent", "suppressed", "failed", "transient", "duplicate", "skipped", "pending"]
     detail: str = ""
     status_code: int | None = None
+    #: the alerts some integration accepted (a group send: possibly not all of them)
+    delivered: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -802,8 +814,28 @@ def routes_to_tell(deps: RouterDeps, alert: Alert) -> list[RouteMatch]:
         if name in seen or not _notified_firing(deps, alert, name):
             continue
         seen.add(name)
-        found.append(route_for_receiver(deps.alerting, name) or replace(found[0], receiver=name))
+        found.append(
+            _recorded_route(deps, alert, name)
+            or route_for_receiver(deps.alerting, name)
+            or replace(found[0], receiver=name)
+        )
     return found
+
+
+def _recorded_route(deps: RouterDeps, alert: Alert, receiver: str) -> RouteMatch | None:
+    """The route the episode's firing was sent to ``receiver`` by (its ledger record's
+    ``route``), if that route still exists: the resolution then has the firing's group."""
+    prefix = f"{LEDGER_PREFIX}{episode_dir(alert, receiver)}/firing-"
+    paths = set()
+    for info in deps.store.list(deps.bucket, prefix):
+        body = _read_json(deps.store, deps.bucket, info.name)
+        if body is not None and isinstance(body.get("route"), str):
+            paths.add(body["route"])
+    for path in sorted(paths):
+        match = route_at(deps.alerting, path)
+        if match is not None and match.receiver == receiver:
+            return match
+    return None
 
 
 def _firing(alert: Alert, now: datetime) -> bool:
@@ -879,12 +911,31 @@ class _Sent:
     """What the integrations of one receiver did with one notification."""
 
     codes: list[int] = field(default_factory=list)
-    #: fingerprints some integration accepted a notification of
-    delivered: set[str] = field(default_factory=set)
-    #: (integration index, fingerprint or "", the error) of permanent refusals
+    #: fingerprint → when some integration first accepted a notification of it
+    delivered: dict[str, datetime] = field(default_factory=dict)
+    #: (integration index, fingerprint or "" for the whole notification, the error)
     refused: list[tuple[int, str, PermanentError]] = field(default_factory=list)
+    #: resolved (or a new episode) before its firing was sent: not sent, not recorded
+    gone: set[str] = field(default_factory=set)
     #: the first transient failure (the delivery is retried), if any
     transient: str | None = None
+
+    def deliver(self, fingerprint: str, at: datetime) -> None:
+        first = self.delivered.get(fingerprint)
+        self.delivered[fingerprint] = at if first is None else min(first, at)
+
+    def refusals_of(self, fingerprint: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "integration": index,
+                "fingerprint": fp or None,
+                "status_code": getattr(exc, "status", None),
+                "response": str(getattr(exc, "answer", "") or exc)[:ANSWER_CHARS],
+                "error_type": type(exc).__name__,
+            }
+            for index, fp, exc in self.refused
+            if fp in ("", fingerprint)
+        ]
 
 
 def _notify(
@@ -900,42 +951,34 @@ def _notify(
 ) -> ReceiverOutcome:
     """Send one notification of ``sending`` (non-empty, one status; the last one leads)
     with ``context`` (the group's other firing members, for receivers that show a group)
-    to every integration of the receiver, each once.
+    to every integration of the receiver, each alert once per integration.
 
-    - Slack / webhook / file / console: one notification, claimed under the leader; the
-      other alerts get a ``via-<leader>`` marker under their own claims first, so their
-      resolution finds that they may have been told (:func:`_notified_firing`).
-    - PagerDuty: one event per alert in ``sending``, each claimed under its own alert: a
-      retry after a 429 half-way through a big group sends only the rest.
+    - Slack / webhook / file / console: one notification, claimed under its leader; once
+      accepted, every alert in it gets a ``<integration>.sent.json`` marker under its own
+      claims, so a later send (another leader, more members) shows it as context only,
+      and its resolution knows it was told. Before sending, each alert but the leader
+      gets a ``via-<leader>`` marker (it may be told: its resolution must follow).
+    - PagerDuty: one event per alert, each claimed under its own alert: a retry after a
+      429 half-way through a big group sends only the rest.
+    - An alert resolved before its firing was sent is left out (and the next one leads).
     - Every integration is tried even when one fails (PagerDuty down doesn't keep Slack
       quiet). Any transient failure: nothing is recorded, the outcome is ``transient``
-      (the redelivery or the next tick retries; the claims' done markers keep what was
-      accepted from being sent twice). Otherwise one ledger record per alert, the
-      leader's last: ``firing``/``resolved`` if some integration accepted it (permanent
-      refusals of the others listed in ``refused``), ``failed`` if none did.
+      (the redelivery or the next tick retries; the markers keep what was accepted from
+      being sent twice). Otherwise one ledger record per alert, the leader's last:
+      ``firing``/``resolved`` if some integration accepted it (its own refusals by the
+      others listed in ``refused``), ``failed`` if none did. ``detection_seconds`` counts
+      to the first acceptance, whichever delivery it was.
     """
     name = route.receiver
     alert = sending[-1]
     if alert.status == "firing" and len(sending) > 1:
         for member in sending[:-1]:
-            via = (
-                f"{CLAIMS_PREFIX}{episode_dir(member, name)}/{member.status}-{slot}/"
-                f"via-{alert.fingerprint}.json"
-            )
+            via = f"{_claims_dir(member, name, slot)}/via-{alert.fingerprint}.json"
             deps.store.write_once(deps.bucket, via, b"{}", JSON)
     sent = _Sent()
     nonce = new_nonce()
-    try:
-        for index, notifier in enumerate(notifiers):
-            _send_integration(
-                deps, route, notifier, index, sending, context, now, slot, nonce, sent
-            )
-    except _NoLongerFiring:
-        logger.info(
-            "alert resolved or replaced before its firing was sent: not sent",
-            extra={"fields": {"fingerprint": alert.fingerprint, "receiver": name}},
-        )
-        return ReceiverOutcome(name, "skipped", "no longer firing")
+    for index, notifier in enumerate(notifiers):
+        _send_integration(deps, route, notifier, index, sending, context, now, slot, nonce, sent)
     for index, fingerprint, exc in sent.refused:
         logger.error(
             "alert delivery refused for good",
@@ -950,25 +993,20 @@ def _notify(
             },
         )
     if sent.transient is not None:
-        return ReceiverOutcome(name, "transient", sent.transient)
-    notified_at = deps.now()
-    status_code = max(sent.codes) if sent.codes else None
+        return ReceiverOutcome(
+            name, "transient", sent.transient, delivered=tuple(sorted(sent.delivered))
+        )
     key = group_key(route, alert.labels)
-    refusals = [
-        {
-            "integration": index,
-            "fingerprint": fingerprint or None,
-            "status_code": getattr(exc, "status", None),
-            "response": str(getattr(exc, "answer", "") or exc)[:ANSWER_CHARS],
-            "error_type": type(exc).__name__,
-        }
-        for index, fingerprint, exc in sent.refused
-    ]
+    recorded_at = deps.now()
     for a in sending:
+        if a.fingerprint in sent.gone and a.fingerprint not in sent.delivered:
+            continue  # resolved before it was sent: its resolution has nothing to close
         record_name = ledger_name(a, name, a.status, slot)
         base = _record_base(a, name, route, slot, now)
         replacing = retry_of if a is alert else 0
-        if a.fingerprint not in sent.delivered:
+        refusals = sent.refusals_of(a.fingerprint)
+        accepted = sent.delivered.get(a.fingerprint)
+        if accepted is None:
             first = refusals[0] if refusals else {}
             _write_record(
                 deps,
@@ -983,14 +1021,15 @@ def _notify(
             {
                 **base,
                 "status": a.status,
-                "notified_at": _iso(notified_at),
+                "notified_at": _iso(accepted),
+                "recorded_at": _iso(recorded_at),
                 # detection (starts_at → first notification accepted): the first firing only
                 "detection_seconds": (
-                    round((notified_at - a.starts_at).total_seconds(), 3)
+                    round((accepted - a.starts_at).total_seconds(), 3)
                     if a.status == "firing" and slot == 0
                     else None
                 ),
-                "status_code": status_code,
+                "status_code": max(sent.codes) if sent.codes else None,
                 "status_codes": sent.codes,
                 "group_key": key,
                 "alerts": len(context) + len(sending),
@@ -998,20 +1037,49 @@ def _notify(
             },
             replacing=replacing,
         )
-        _mark_notified(deps, a, name, slot, notified_at)
-    if alert.fingerprint not in sent.delivered:
-        refusal = sent.refused[0][2] if sent.refused else None
+        _mark_notified(deps, a, name, slot, accepted)
+    delivered = tuple(sorted(sent.delivered))
+    if sent.delivered:
+        status_code = max(sent.codes) if sent.codes else None
+        return ReceiverOutcome(name, "sent", alert.status, status_code, delivered)
+    if sent.refused:
+        refusal = sent.refused[0][2]
         status = getattr(refusal, "status", None)
         return ReceiverOutcome(
             name,
             "failed",
-            str(getattr(refusal, "answer", "") or refusal or "")[:ANSWER_CHARS],
+            str(getattr(refusal, "answer", "") or refusal)[:ANSWER_CHARS],
             status if isinstance(status, int) else None,
         )
-    return ReceiverOutcome(name, "sent", alert.status, status_code)
+    logger.info(
+        "alert resolved or replaced before its firing was sent: not sent",
+        extra={"fields": {"fingerprint": alert.fingerprint, "receiver": name}},
+    )
+    return ReceiverOutcome(name, "skipped", "no longer firing")
 
 
 _REFUSAL_FIELDS = ("status_code", "response", "error_type")
+
+
+def _claims_dir(alert: Alert, receiver: str, slot: int) -> str:
+    return f"{CLAIMS_PREFIX}{episode_dir(alert, receiver)}/{alert.status}-{slot}"
+
+
+def _told_at(
+    deps: RouterDeps, alert: Alert, receiver: str, slot: int, index: int
+) -> datetime | None:
+    """When integration ``index`` accepted a notification with ``alert`` in it (this slot),
+    or None: its ``<index>.sent.json`` marker, or the done marker of a send it led."""
+    base = f"{_claims_dir(alert, receiver, slot)}/{index}"
+    for marker in (f"{base}.sent.json", f"{base}.done.json"):
+        try:
+            body = _read_json(deps.store, deps.bucket, marker)
+        except ValueError:
+            body = {}
+        if body is None:
+            continue
+        return _instant(body.get("at")) or deps.now()
+    return None
 
 
 def _send_integration(
@@ -1026,41 +1094,53 @@ def _send_integration(
     nonce: str,
     sent: _Sent,
 ) -> None:
-    """One integration's part of :func:`_notify`, its results added to ``sent``. Raises
-    _NoLongerFiring when the leader was resolved before its firing was sent."""
+    """One integration's part of :func:`_notify`, its results added to ``sent``."""
     from shared.adapters.notify.pagerduty import PagerDutyNotifier
 
     name = route.receiver
-    alert = sending[-1]
-    key = group_key(route, alert.labels)
-    labels = group_labels(route, alert.labels)
-    parts: list[tuple[Alert, tuple[Alert, ...]]]
-    if isinstance(notifier, PagerDutyNotifier):
-        parts = [(a, (a,)) for a in sending]  # one event each, claimed under its alert
-    else:
-        shown = (*sorted(context, key=lambda a: a.fingerprint), *sending)
-        parts = [(alert, shown)]
-    for lead, alerts in parts:
+    key = group_key(route, sending[-1].labels)
+    labels = group_labels(route, sending[-1].labels)
+    per_alert = isinstance(notifier, PagerDutyNotifier)
+    todo = [a for a in sending if a.fingerprint not in sent.gone]
+    if not per_alert:
+        told = {a.fingerprint: _told_at(deps, a, name, slot, index) for a in todo}
+        for fp, at in told.items():
+            if at is not None:
+                sent.deliver(fp, at)
+        todo = [a for a in todo if told[a.fingerprint] is None]
+    while todo:
+        lead = todo[0] if per_alert else todo[-1]
+        if per_alert:
+            alerts: tuple[Alert, ...] = (lead,)
+        else:
+            shown = [
+                *context,
+                *(a for a in sending if a not in todo and a.fingerprint not in sent.gone),
+            ]
+            alerts = (*sorted(shown, key=lambda a: a.fingerprint), *todo)
         notification = Notification(
             receiver=name, group_key=key, group_labels=labels, alerts=alerts
         )
-        base = f"{CLAIMS_PREFIX}{episode_dir(lead, name)}/{lead.status}-{slot}/{index}"
-        covered = [lead] if isinstance(notifier, PagerDutyNotifier) else list(sending)
+        # the others' markers are written once the send is accepted and before the leader's
+        # done marker: a concurrent send that sees the leader told sees them told too
+        others = [] if per_alert else [a for a in todo if a is not lead]
         try:
             published = publish_once(
                 deps.store,
                 deps.bucket,
-                base,
-                functools.partial(_send, deps, notifier, notification, lead),
+                f"{_claims_dir(lead, name, slot)}/{index}",
+                functools.partial(
+                    _send_and_mark, deps, notifier, notification, lead, others, index, slot, now
+                ),
                 now=now,
                 clock=deps.clock,
                 nonce=nonce,
                 wait_seconds=deps.claim_wait_seconds,
             )
         except _NoLongerFiring:
-            if lead is alert:
-                raise
-            continue  # this member resolved meanwhile: its trigger is not sent
+            sent.gone.add(lead.fingerprint)  # left out; the next one leads
+            todo.remove(lead)
+            continue
         except SecretUnavailable as exc:  # not the receiver's answer: try again later
             logger.warning(
                 "alert delivery could not read the receiver's secret",
@@ -1074,10 +1154,13 @@ def _send_integration(
                 },
             )
             sent.transient = sent.transient or str(exc)[:ANSWER_CHARS]
-            continue
+            return
         except PermanentError as exc:
-            sent.refused.append((index, lead.fingerprint if len(parts) > 1 else "", exc))
-            continue
+            sent.refused.append((index, lead.fingerprint if per_alert else "", exc))
+            if per_alert:
+                todo.remove(lead)
+                continue
+            return
         except TransientError as exc:
             logger.warning(
                 "alert delivery failed transiently",
@@ -1092,11 +1175,51 @@ def _send_integration(
                 },
             )
             sent.transient = sent.transient or str(exc)[:ANSWER_CHARS]
-            if len(parts) > 1:
-                break  # PagerDuty rate-limiting or down: the rest wait for the retry
-            continue
+            return  # PagerDuty rate-limiting or down: the rest wait for the retry
+        accepted = published.at or now
         sent.codes.append(int(published.message_id) if published.message_id.isdigit() else 0)
-        sent.delivered.update(a.fingerprint for a in covered)
+        if per_alert:
+            sent.deliver(lead.fingerprint, accepted)
+            todo.remove(lead)
+            continue
+        _mark_sent(deps, name, others, lead, index, slot, accepted)  # again, if a crash lost them
+        for a in todo:
+            sent.deliver(a.fingerprint, accepted)
+        return
+
+
+def _mark_sent(
+    deps: RouterDeps,
+    receiver: str,
+    alerts: Sequence[Alert],
+    lead: Alert,
+    index: int,
+    slot: int,
+    at: datetime,
+) -> None:
+    """``<index>.sent.json`` (write-once) for each of ``alerts``: integration ``index``
+    accepted a notification with it in, led by ``lead``."""
+    marker = json.dumps({"at": _iso(at), "via": lead.fingerprint}).encode()
+    for a in alerts:
+        name = f"{_claims_dir(a, receiver, slot)}/{index}.sent.json"
+        deps.store.write_once(deps.bucket, name, marker, JSON)
+
+
+def _send_and_mark(
+    deps: RouterDeps,
+    notifier: Notifier,
+    notification: Notification,
+    lead: Alert,
+    others: Sequence[Alert],
+    index: int,
+    slot: int,
+    at: datetime,
+) -> str:
+    """:func:`_send`, then the others' ``sent`` markers (inside the claim: before the
+    leader's done marker)."""
+    message_id = _send(deps, notifier, notification, lead)
+    _mark_sent(deps, notification.receiver, others, lead, index, slot, at)
+    return message_id
 
 
 def _member_of(
@@ -1277,7 +1400,7 @@ def tick(deps: RouterDeps) -> TickOutcome:
     now = deps.now()
     failed: list[str] = []
     expired: list[str] = []
-    for state in active_alerts(deps):
+    for state in _listed(lambda: active_alerts(deps), "active alerts", failed):
         a = state.alert
         with _contained("expire", a.fingerprint, failed):
             if a.status == "firing" and a.ends_at is not None and a.ends_at <= now:
@@ -1288,7 +1411,7 @@ def tick(deps: RouterDeps) -> TickOutcome:
 
     deleted_silences: list[str] = []
     current: list[Silence] = []
-    for silence in silences(deps):
+    for silence in _listed(lambda: silences(deps), "silences", failed):
         with _contained("silence", silence.id, failed):
             if silence.ends_at <= now - SILENCE_RETENTION and silence.name:
                 with contextlib.suppress(NotFound):
@@ -1297,7 +1420,7 @@ def tick(deps: RouterDeps) -> TickOutcome:
             elif silence.active_at(now):
                 current.append(silence)
 
-    states = active_alerts(deps)
+    states = _listed(lambda: active_alerts(deps), "active alerts", failed)
     firing = [s.alert for s in states if _firing(s.alert, now)]
     notified: list[tuple[str, str, str, int]] = []
     suppressed: list[tuple[str, str, str]] = []
@@ -1322,14 +1445,15 @@ def tick(deps: RouterDeps) -> TickOutcome:
             for route in routes_to_tell(deps, a):
                 if a.status == "firing" and (a.fingerprint, route.receiver) in flush.held:
                     continue  # its group's (above)
-                slot = repeat_slot(deps, route, state, now) if a.status == "firing" else 0
-                result = _route_to(deps, route, a, firing, current, now, slot=slot)
-                if result.result == "sent":
-                    notified.append((a.fingerprint, route.receiver, a.status, slot))
-                elif result.result == "suppressed":
-                    suppressed.append((a.fingerprint, route.receiver, result.detail))
-                elif result.result == "transient":
-                    failed.append(f"{a.fingerprint}/{route.receiver}: {result.detail[:200]}")
+                with _contained("alert", f"{a.fingerprint}/{route.receiver}", failed):
+                    slot = repeat_slot(deps, route, state, now) if a.status == "firing" else 0
+                    result = _route_to(deps, route, a, firing, current, now, slot=slot)
+                    if result.result == "sent":
+                        notified.append((a.fingerprint, route.receiver, a.status, slot))
+                    elif result.result == "suppressed":
+                        suppressed.append((a.fingerprint, route.receiver, result.detail))
+                    elif result.result == "transient":
+                        failed.append(f"{a.fingerprint}/{route.receiver}: {result.detail[:200]}")
     return TickOutcome(
         notified=tuple(notified),
         suppressed=tuple(suppressed),
@@ -1338,6 +1462,14 @@ def tick(deps: RouterDeps) -> TickOutcome:
         states_deleted=tuple(deleted_states),
         failed=tuple(failed),
     )
+
+
+def _listed(listing: Callable[[], list[T]], what: str, failed: list[str]) -> list[T]:
+    """A listing of the tick's: empty (logged, listed in ``failed``) when it fails."""
+    found: list[T] = []
+    with _contained("listing", what, failed):
+        found = listing()
+    return found
 
 
 @contextlib.contextmanager
@@ -1382,7 +1514,7 @@ def _flush_groups(
     redelivered or concurrent tick sends once; each alert gets its ledger record)."""
     by_fingerprint = {s.alert.fingerprint: s.alert for s in states}
     flush = _Flush()
-    for name, group in alert_groups(deps):
+    for name, group in _listed(lambda: alert_groups(deps), "alert groups", flush.failed):
         with _contained("group", f"{group.receiver} {group.group_key}", flush.failed):
             _flush_group(deps, name, group, by_fingerprint, firing, current, now, flush)
     return flush
@@ -1459,17 +1591,19 @@ def _flush_group(
                 and _member_of(deps, route, a, firing, current, now)
             ]
             result = _notify(deps, route, notifiers, sending, context, now, slot=0)
-            if result.result == "sent":
-                sent = True
-                done.update(keys)
-                flush.notified.extend((a.fingerprint, group.receiver, "firing", 0) for a in sending)
-            elif result.result == "failed":
-                done.update(keys)
-            elif result.result == "skipped":
-                done.add(sending[-1].fingerprint)  # the leader resolved meanwhile
-            elif result.result == "transient":
+            if result.result == "transient":
+                # what was accepted stays pending: the next flush shows it as context only
+                # (its markers) and records it with the rest
                 flush.failed.append(
                     f"group {group.receiver} {group.group_key}: {result.detail[:200]}"
+                )
+            else:  # every alert of the batch is recorded, or was resolved before it was sent
+                done.update(keys)
+                sent = bool(result.delivered)
+                flush.notified.extend(
+                    (a.fingerprint, group.receiver, "firing", 0)
+                    for a in sending
+                    if a.fingerprint in result.delivered
                 )
     if done:
         update_group(deps, name, _flushed(done, now if sent else None))

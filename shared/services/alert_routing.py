@@ -46,6 +46,7 @@ __all__ = [
     "labels_match",
     "parse_matchers",
     "receivers_for",
+    "route_at",
     "route_for_receiver",
     "routes_for",
     "time_muted",
@@ -150,6 +151,18 @@ def route_for_receiver(settings: AlertingSettings, receiver: str) -> RouteMatch 
         if node.receiver == receiver:
             return _as_match(node)
         stack.extend(reversed(node.routes))
+    return None
+
+
+def route_at(settings: AlertingSettings, path: str) -> RouteMatch | None:
+    """The route at ``path`` in the config (``route.routes[0].routes[1]``), or None."""
+    tree = settings.routing_tree
+    stack = [tree] if tree is not None else []
+    while stack:
+        node = stack.pop()
+        if node.path == path:
+            return _as_match(node)
+        stack.extend(node.routes)
     return None
 
 

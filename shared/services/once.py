@@ -36,6 +36,9 @@ class Published:
     message_id: str
     #: False: an earlier delivery had already published it (its message id)
     now: bool
+    #: when it was published (the ``now`` of the delivery that did; None: a marker written
+    #: before this was recorded)
+    at: datetime | None = None
 
 
 def new_nonce() -> str:
@@ -64,7 +67,7 @@ def publish_once(
     ``nonce``: the caller's delivery (pass the same one to every retry)."""
     done = f"{base}.done.json"
     if store.stat(bucket, done) is not None:
-        return Published(_message_id(store, bucket, done), False)
+        return _published(store, bucket, done)
     nonce = nonce or new_nonce()
     body = json.dumps({"claimed_at": now.isoformat(), "nonce": nonce}).encode()
     claims = sorted(
@@ -91,7 +94,7 @@ def publish_once(
                 until = clock.monotonic() + wait_seconds
                 while clock.monotonic() < until:
                     if store.stat(bucket, done) is not None:
-                        return Published(_message_id(store, bucket, done), False)
+                        return _published(store, bucket, done)
                     clock.sleep(0.2)
                 raise TransientError(f"{base}: another delivery is publishing it; retry later")
     try:
@@ -100,8 +103,9 @@ def publish_once(
         with contextlib.suppress(OpsuiteError, OSError):
             store.delete(bucket, name)  # nothing published: let the retry claim at once
         raise
-    store.write_once(bucket, done, json.dumps({"message_id": message_id}).encode(), JSON)
-    return Published(message_id, True)
+    marker = {"message_id": message_id, "at": now.isoformat()}
+    store.write_once(bucket, done, json.dumps(marker).encode(), JSON)
+    return Published(message_id, True, now)
 
 
 def _held_claim(store: ObjectStore, bucket: str, name: str) -> dict[str, Any] | None:
@@ -123,8 +127,15 @@ def _age_seconds(claim: dict[str, Any], now: datetime) -> float:
         return float("inf")
 
 
-def _message_id(store: ObjectStore, bucket: str, done: str) -> str:
+def _published(store: ObjectStore, bucket: str, done: str) -> Published:
+    """What an earlier delivery's done marker says it published (and when)."""
     try:
-        return str(json.loads(store.read(bucket, done)).get("message_id", ""))
-    except (ValueError, AttributeError):
-        return ""
+        body = json.loads(store.read(bucket, done))
+    except (ValueError, NotFound):
+        return Published("", False)
+    if not isinstance(body, dict):
+        return Published("", False)
+    at: datetime | None = None
+    with contextlib.suppress(TypeError, ValueError):
+        at = datetime.fromisoformat(str(body["at"])) if "at" in body else None
+    return Published(str(body.get("message_id", "")), False, at)

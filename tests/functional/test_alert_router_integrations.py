@@ -23,10 +23,11 @@ from shared.adapters.notify import HttpClient
 from shared.composition import Adapters
 from shared.config import Settings
 from shared.services import alert_event, alert_router
-from shared.services.alert_router import RouterDeps
+from shared.services.alert_router import LEDGER_PREFIX, RouterDeps
 from tests.functional.conftest import cloud_event_poster
 from tests.functional.test_alert_router import (
     NOW,
+    STARTED,
     Now,
     _install,
     _stack,
@@ -38,7 +39,7 @@ from tests.functional.test_alert_router import (
     table_alert,
     tick_event,
 )
-from tests.helpers import Stack
+from tests.helpers import BUCKET, Stack
 
 ROUTING_KEY = "R0UTINGKEY0123456789abcdef012345"
 SLACK_PATH = "/services/T0/B0/SLACKTOKEN"
@@ -301,3 +302,104 @@ def test_one_alert_failing_in_the_tick_does_not_stop_the_others(
     assert [r["fingerprint"] for r in repeats] == [
         second["data"]["message"]["attributes"]["fingerprint"]
     ]
+
+
+# -- third review: partial group sends ---------------------------------------------------
+def test_a_member_told_by_a_half_failed_send_is_not_told_again_after_its_leader_resolves(
+    dual: tuple[Stack, Now], server: HTTPServer, post: Callable[[dict[str, Any]], Any]
+) -> None:
+    stack, now = dual
+    # the first page; then the flush: t01's event accepted, t02's (the leader) a 429
+    server.expect_request("/v2/enqueue").respond_with_handler(_pd_answers(202, 202, 429))
+    server.expect_request(SLACK_PATH).respond_with_data("ok")
+    now.at = NOW
+    for i in range(3):
+        assert post(table_alert(i, severity="p1")).status_code == 200
+    flushed = NOW + timedelta(minutes=5)
+    now.at = flushed
+    assert post(tick_event()).status_code == 200
+    posts = len(slack_posts(server))
+    assert posts == 2  # the first page, then Slack got t01 and t02 in one message
+    # the leader resolves before any record was written (the 429 kept them all pending)
+    now.at = NOW + timedelta(minutes=7)
+    closed = monitoring_event("closed", policy="Tables stale", table="t02", incident_id="0.t02",
+                              message_id="8202", ended=NOW + timedelta(minutes=7))  # fmt: skip
+    assert post(closed).status_code == 200
+    resolves = len(slack_posts(server)) - posts
+    now.at = NOW + timedelta(minutes=10)
+    assert post(tick_event("5550002")).status_code == 200
+
+    # t01 is recorded without a second Slack message, its detection from the first acceptance
+    assert len(slack_posts(server)) == posts + resolves
+    t01 = fingerprint_of_table(stack, "t01")
+    [record] = [r for r in ledger(stack) if r["fingerprint"] == t01 and r["status"] == "firing"]
+    assert record["notified_at"] == flushed.isoformat()
+    assert record["detection_seconds"] == (flushed - STARTED).total_seconds()
+    assert _accepted_triggers(server).get(t01) == 1
+
+
+PD_ONLY: dict[str, Any] = {
+    "route": {"receiver": "pager", "group_by": ["alertname"], "group_interval": "5m"},
+    "receivers": [
+        {"name": "pager", "pagerduty_configs": [{"routing_key_secret": "pagerduty-routing-key"}]}
+    ],
+}
+
+
+@pytest.fixture
+def pd_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: HTTPServer
+) -> Iterator[tuple[Stack, Now]]:
+    yield _stack_on(tmp_path, monkeypatch, server, PD_ONLY)
+    alert_event.use_deps(None)
+
+
+def test_a_refused_leader_does_not_hide_the_members_that_were_paged(
+    pd_only: tuple[Stack, Now], server: HTTPServer, post: Callable[[dict[str, Any]], Any]
+) -> None:
+    stack, now = pd_only
+    # the first page; the flush's t01 accepted, its leader t02 refused for good
+    server.expect_request("/v2/enqueue").respond_with_handler(_pd_answers(202, 202, 400))
+    now.at = NOW
+    for i in range(3):
+        assert post(table_alert(i, severity="p1")).status_code == 200
+    now.at = NOW + timedelta(minutes=5)
+    assert post(tick_event()).status_code == 200
+    records = {r["fingerprint"]: r for r in ledger(stack)}
+    t01, t02 = fingerprint_of_table(stack, "t01"), fingerprint_of_table(stack, "t02")
+    assert records[t01]["status"] == "firing" and records[t01]["refused"] == []
+    assert (records[t02]["status"], records[t02]["status_code"]) == ("failed", 400)
+    # the group was notified: an alert a minute later waits for group_interval
+    now.at = NOW + timedelta(minutes=6)
+    assert post(table_alert(3, severity="p1")).status_code == 200
+    assert fingerprint_of_table(stack, "t03") not in _accepted_triggers(server)
+
+
+def test_a_corrupt_ledger_record_does_not_block_a_resolve(
+    example: tuple[Stack, Now], server: HTTPServer, post: Callable[[dict[str, Any]], Any]
+) -> None:
+    stack, now = example
+    server.expect_request("/v2/enqueue").respond_with_json({"status": "success"}, status=202)
+    server.expect_request(SLACK_PATH).respond_with_data("ok")
+    now.at = NOW
+    assert post(monitoring_event("open", severity="p1", message_id="1")).status_code == 200
+    store = stack.adapters.store
+    [name] = [o.name for o in store.list(BUCKET, LEDGER_PREFIX) if "/oncall/" in o.name]
+    # listed before the good record ("-" sorts before "0"): read first
+    store.write(BUCKET, name.replace("firing-0", "firing--1"), b"{not json", "application/json")
+    now.at = NOW + timedelta(minutes=1)
+    closed = monitoring_event("closed", severity="p1", message_id="2", ended=NOW)
+    assert post(closed).status_code == 200
+    assert [e["event_action"] for e in pd_events(server)] == ["trigger", "resolve"]
+
+
+def fingerprint_of_table(stack: Stack, table: str) -> str:
+    """The fingerprint the router gave the per-table alert (its active state's labels)."""
+    for state in alert_router.active_alerts(_deps(stack)):
+        if state.alert.labels.get("metric_table") == table:
+            return state.alert.fingerprint
+    raise AssertionError(f"no alert for {table}")
+
+
+def _deps(stack: Stack) -> RouterDeps:
+    return RouterDeps.of(stack.settings, stack.adapters)

@@ -208,6 +208,8 @@ def test_two_policies_with_the_same_display_names_are_two_alerts() -> None:
         {"name": "projects/p/alertPolicies/1/conditions/2/extra"},
         {"name": "projects/p/alertPolicies/../conditions/2"},
         {"name": "projects/P Q/alertPolicies/1/conditions/2"},
+        "a string",  # not an object: the incident is kept, identified by display names
+        {"name": ["a"]},
     ],
 )
 def test_without_a_condition_resource_name_the_display_names_identify_it(
@@ -706,10 +708,6 @@ MALFORMED: dict[str, tuple[Any, dict[str, str], TopicKind | None, str]] = {
                                       "9999-12-31T23:59:59-01:00"}}, {}, "incidents",
                                      "incident.started_at"),
     "ended_at list": (_incident(state="closed", ended_at=[1]), {}, "incidents", "ended_at"),
-    "condition a string": (_incident(condition="c"), {}, "incidents",
-                           "incident.condition: expected an object"),
-    "condition.name a list": (_incident(condition={"name": ["a"]}), {}, "incidents",
-                              "incident.condition.name: expected a string"),
     "resource a string": (_incident(resource="global"), {}, "incidents", "resource: expected"),
     "resource labels a list": (_incident(resource={"labels": ["a"]}), {}, "incidents",
                                "resource.labels: expected an object"),

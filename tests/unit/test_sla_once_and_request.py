@@ -164,7 +164,11 @@ def test_the_first_caller_publishes_and_writes_the_done_marker(store: LocalObjec
     published = publish_once(store, BUCKET, BASE, publish, now=AT, clock=FakeClock().clock)
     assert (published.message_id, published.now) == ("m-1", True)
     assert publish.calls == 1
-    assert json.loads(store.read(BUCKET, f"{BASE}.done.json")) == {"message_id": "m-1"}
+    assert json.loads(store.read(BUCKET, f"{BASE}.done.json")) == {
+        "message_id": "m-1",
+        "at": AT.isoformat(),  # when it was published: a later reader learns it
+    }
+    assert published.at == AT
     claim = json.loads(store.read(BUCKET, f"{BASE}.claim.json"))
     assert claim["claimed_at"] == AT.isoformat()
 
@@ -175,7 +179,7 @@ def test_a_second_caller_gets_the_same_message_id_without_publishing(
     fake = FakeClock()
     publish_once(store, BUCKET, BASE, Publishes("m-1"), now=AT, clock=fake.clock)
     again = publish_once(store, BUCKET, BASE, _never, now=AT + Q, clock=fake.clock)
-    assert (again.message_id, again.now) == ("m-1", False)
+    assert (again.message_id, again.now, again.at) == ("m-1", False, AT)  # the first's time
     assert fake.sleeps == []
 
 
@@ -215,7 +219,7 @@ def test_a_stale_claim_is_published_again(store: LocalObjectStore) -> None:
     assert (published.message_id, published.now) == ("m-2", True)
     assert publish.calls == 1
     assert fake.sleeps == []
-    assert json.loads(store.read(BUCKET, f"{BASE}.done.json")) == {"message_id": "m-2"}
+    assert json.loads(store.read(BUCKET, f"{BASE}.done.json"))["message_id"] == "m-2"
 
 
 class ClaimAnsweredTwice:
