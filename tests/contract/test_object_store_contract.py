@@ -68,6 +68,24 @@ def test_list_returns_every_object_under_the_prefix_across_pages(backend: Backen
     assert backend.store.list(backend.bucket, "nothing/here/") == []
 
 
+def test_a_prefix_is_a_string_prefix_not_a_directory(backend: Backend) -> None:
+    # GCS lists by name prefix: "a/b" reaches a/b/x, a/bc/y and a/b.txt alike
+    names = ["p/a/b/x", "p/a/b.txt", "p/a/bc/y", "p/a/b/deep/z", "p/ab/z", "p/q"]
+    for name in names:
+        backend.store.write(backend.bucket, name, b"x", "text/plain")
+
+    def listed(prefix: str) -> list[str]:
+        return [o.name for o in backend.store.list(backend.bucket, prefix)]
+
+    assert listed("p/a/b") == ["p/a/b.txt", "p/a/b/deep/z", "p/a/b/x", "p/a/bc/y"]
+    assert listed("p/a/b/") == ["p/a/b/deep/z", "p/a/b/x"]
+    assert listed("p/a/") == ["p/a/b.txt", "p/a/b/deep/z", "p/a/b/x", "p/a/bc/y"]
+    assert listed("p/a") == ["p/a/b.txt", "p/a/b/deep/z", "p/a/b/x", "p/a/bc/y", "p/ab/z"]
+    assert listed("p/") == sorted(names)
+    assert listed("p/a/b/x") == ["p/a/b/x"]
+    assert listed("p/zz/") == []
+
+
 def test_stat_of_a_missing_object_is_none(backend: Backend) -> None:
     assert backend.store.stat(backend.bucket, "no/such/object") is None
 

@@ -234,13 +234,26 @@ class LocalObjectStore:
         base = self.root / identifiers.bucket_name(bucket)
         if not base.is_dir():
             return []
+        # Walk only where names with the prefix can be (as GCS lists by prefix, not the
+        # whole bucket): from the prefix's directory part, into matching directories.
+        head = prefix.rpartition("/")[0]
+        parts = head.split("/") if head else []
+        start = base.joinpath(*parts) if parts and not {"", ".", ".."} & set(parts) else base
+        if not start.is_dir():
+            return []
         out = []
-        for dirpath, _dirs, files in os.walk(base):
+        for dirpath, dirs, files in os.walk(start):
+            rel = Path(dirpath).relative_to(base).as_posix()
+            rel = "" if rel == "." else rel + "/"
+            dirs[:] = [
+                d
+                for d in dirs
+                if (rel + d + "/").startswith(prefix) or prefix.startswith(rel + d + "/")
+            ]
             for filename in files:
-                path = Path(dirpath) / filename
-                name = path.relative_to(base).as_posix()
+                name = rel + filename
                 if name.startswith(prefix):
-                    out.append(self._info(bucket, name, path))
+                    out.append(self._info(bucket, name, Path(dirpath) / filename))
         return sorted(out, key=lambda info: info.name)
 
     def stat(self, bucket: str, name: str) -> ObjectInfo | None:
