@@ -749,3 +749,14 @@ def test_every_policy_links_a_runbook_section_that_exists(mon: dict[str, list[An
                 links.append(anchor)
     missing = sorted(set(links) - anchors)
     assert not missing, f"runbook sections missing in docs/runbook.md: {missing}"
+
+
+def test_every_slo_runbook_of_the_example_config_exists() -> None:
+    # the SLA evaluator's own slo.* events (the pages) link the SLO's runbook
+    config = load_settings(EXAMPLE_CONFIG, env={})
+    anchors = _runbook_anchors()
+    for slo in config.slos.objectives:
+        assert slo.runbook, f"{slo.name}: no runbook"
+        path, _, anchor = slo.runbook.partition("#")
+        assert path == "docs/runbook.md", slo.runbook
+        assert anchor in anchors, f"{slo.name}: {slo.runbook} has no section"

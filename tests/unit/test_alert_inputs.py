@@ -520,7 +520,8 @@ def test_slo_breached_is_firing_with_the_events_fingerprint(
     }
     assert alert.annotations["summary"].startswith("SLO pipeline_availability is breaching")
     assert alert.annotations["runbook"] == (
-        "https://github.com/example/opsuite/blob/main/README.md#health-check"
+        "https://github.com/example/opsuite/blob/main/docs/runbook.md"
+        "#slo-breach-pipeline-availability"
     )
     assert alert.annotations["description"] == body["description"]
     assert "failing=backups" in alert.annotations["detail"]

@@ -512,12 +512,17 @@ def test_event_body_describes_the_change(example: Settings) -> None:
     assert [b["window"] for b in body["burn_rates"]] == ["1h/15m", "6h/1h", "3d/6h"]
     assert all(b["firing"] and b["long"] == pytest.approx(100) for b in body["burn_rates"])
     assert body["detail"]["failing"] == ["backups"]
-    assert body["runbook"] == "https://github.com/example/opsuite/blob/main/README.md#health-check"
+    assert (
+        body["runbook"]
+        == "https://github.com/example/opsuite/blob/main/docs/runbook.md#slo-breach-pipeline-availability"
+    )
     assert (body["fingerprint"], body["event_id"]) == (breach.fingerprint, breach.event_id)
     assert body["burn_pair"] is None
     burn_body = event_body(a, burn)
     assert (burn_body["type"], burn_body["burn_pair"]) == ("slo.burn_rate", "1h/15m")
-    assert burn_body["runbook"] == "README.md#health-check"  # no base: the path as given
+    assert (
+        burn_body["runbook"] == "docs/runbook.md#slo-breach-pipeline-availability"
+    )  # no base: the path as given
     json.dumps(burn_body)  # a JSON body as it stands
 
 
