@@ -32,8 +32,10 @@ resource "google_bigquery_dataset" "data" {
     prevent_destroy = true
     # Their owners (the pipeline) manage these; the grants come from *_iam_member
     # resources, which the dataset's own access list would otherwise fight.
+    # max_time_travel_hours is not ignored: the backup of a past date reads through time
+    # travel, so the config's window is enforced on adopted datasets too.
     ignore_changes = [access, labels, description, friendly_name, default_table_expiration_ms,
-    default_partition_expiration_ms, max_time_travel_hours]
+    default_partition_expiration_ms]
   }
 
   depends_on = [google_project_service.required]

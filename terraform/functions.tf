@@ -10,7 +10,7 @@
 
 locals {
   config_sha256          = filesha256(var.config_file)
-  function_prerequisites = [time_sleep.apis_ready.id]
+  function_prerequisites = [time_sleep.apis_ready.id, time_sleep.iam_ready.id]
 }
 
 module "backup_export" {

@@ -8,7 +8,6 @@
 
 locals {
   backup_bucket_objects = "projects/_/buckets/${local.backup_bucket}/objects"
-  pubsub_agent          = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 }
 
 # --- Event trigger identity -------------------------------------------------------------
@@ -82,14 +81,16 @@ resource "google_project_iam_member" "backup_export_bigquery_job_user" {
   member  = google_service_account.backup_export.member
 }
 
-# Read (and export) only the datasets that are backed up.
-resource "google_bigquery_dataset_iam_member" "backup_export_data_viewer" {
+# Read (and export) only the datasets that are backed up. On the pipeline's own datasets
+# grants are dataset access entries (READER = dataViewer), never *_iam_member: those
+# rewrite the dataset's whole policy and drop its authorized views (provider docs).
+resource "google_bigquery_dataset_access" "backup_export_reader" {
   for_each = toset(local.backup_datasets)
 
-  project    = local.project_id
-  dataset_id = google_bigquery_dataset.data[each.value].dataset_id
-  role       = "roles/bigquery.dataViewer"
-  member     = google_service_account.backup_export.member
+  project       = local.project_id
+  dataset_id    = google_bigquery_dataset.data[each.value].dataset_id
+  role          = "READER"
+  user_by_email = google_service_account.backup_export.email
 }
 
 # The weekly restore drill loads a sample into its scratch dataset and drops it after.
@@ -143,17 +144,17 @@ resource "google_project_iam_member" "health_check_bigquery_job_user" {
   member  = google_service_account.health_check.member
 }
 
-# dataViewer only, no separate metadataViewer grant: dataViewer contains every
+# READER (dataViewer) only, no separate metadataViewer grant: dataViewer contains every
 # metadataViewer permission (datasets.get, tables.get, tables.list, which
 # INFORMATION_SCHEMA.PARTITIONS needs) plus tables.getData, which the full-mode
 # MAX(loaded_at) queries need. dataViewer is read-only.
-resource "google_bigquery_dataset_iam_member" "health_check_data_viewer" {
+resource "google_bigquery_dataset_access" "health_check_reader" {
   for_each = toset(local.health_datasets)
 
-  project    = local.project_id
-  dataset_id = google_bigquery_dataset.data[each.value].dataset_id
-  role       = "roles/bigquery.dataViewer"
-  member     = google_service_account.health_check.member
+  project       = local.project_id
+  dataset_id    = google_bigquery_dataset.data[each.value].dataset_id
+  role          = "READER"
+  user_by_email = google_service_account.health_check.email
 }
 
 # Reads the backup manifests (objects.get / objects.list) on the backup bucket only.
@@ -181,13 +182,13 @@ resource "google_project_iam_member" "sla_evaluator_bigquery_job_user" {
   member  = google_service_account.sla_evaluator.member
 }
 
-resource "google_bigquery_dataset_iam_member" "sla_evaluator_data_viewer" {
+resource "google_bigquery_dataset_access" "sla_evaluator_reader" {
   for_each = toset(local.sla_datasets)
 
-  project    = local.project_id
-  dataset_id = google_bigquery_dataset.data[each.value].dataset_id
-  role       = "roles/bigquery.dataViewer"
-  member     = google_service_account.sla_evaluator.member
+  project       = local.project_id
+  dataset_id    = google_bigquery_dataset.data[each.value].dataset_id
+  role          = "READER"
+  user_by_email = google_service_account.sla_evaluator.email
 }
 
 # Appends each evaluation to the history table (load jobs), nothing else.

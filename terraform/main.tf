@@ -66,6 +66,26 @@ resource "google_project_service_identity" "eventarc" {
   depends_on = [google_project_service.required]
 }
 
+# A service agent created on request gets none of the roles it is normally granted
+# automatically ("Create and grant roles to service agents", IAM docs): grant them.
+resource "google_project_iam_member" "eventarc_agent" {
+  # checkov:skip=CKV_GCP_49:The Eventarc service agent's own role, granted to that Google-managed agent at project level exactly as Google grants it automatically; an agent created on request gets it only this way (IAM docs, "Create and grant roles to service agents").
+  project = local.project_id
+  role    = "roles/eventarc.serviceAgent"
+  member  = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-eventarc.iam.gserviceaccount.com"
+
+  depends_on = [google_project_service_identity.eventarc]
+}
+
+resource "google_project_iam_member" "pubsub_agent" {
+  # checkov:skip=CKV_GCP_49:The Pub/Sub service agent's own role, granted to that Google-managed agent at project level exactly as Google grants it automatically; an agent created on request gets it only this way (IAM docs, "Create and grant roles to service agents").
+  project = local.project_id
+  role    = "roles/pubsub.serviceAgent"
+  member  = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+
+  depends_on = [google_project_service_identity.pubsub]
+}
+
 # Newly enabled APIs and new service agents take minutes to propagate: the first function
 # create or Eventarc trigger in a brand-new project otherwise fails with "Permission denied
 # while using the Eventarc Service Agent" (hashicorp/terraform-provider-google#25294). Every
@@ -83,5 +103,21 @@ resource "time_sleep" "apis_ready" {
     google_project_service.required,
     google_project_service_identity.pubsub,
     google_project_service_identity.eventarc,
+    google_project_iam_member.eventarc_agent,
+    google_project_iam_member.pubsub_agent,
+  ]
+}
+
+# IAM grants take a minute to apply: the first build must not run as a build account
+# without its roles yet (the function would be tainted), nor the first push before the
+# Pub/Sub agent may mint the trigger identity's tokens (the official cloudfunctions2
+# builder example waits the same way).
+resource "time_sleep" "iam_ready" {
+  create_duration = "60s"
+
+  depends_on = [
+    google_project_iam_member.build_run_builder,
+    google_storage_bucket_iam_member.build_source_viewer,
+    google_service_account_iam_member.pubsub_agent_token_creator,
   ]
 }

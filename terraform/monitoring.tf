@@ -28,7 +28,7 @@ locals {
   # Monitoring's severity per suite severity (user_labels.severity is what the router reads).
   mon_severity = { p0 = "CRITICAL", p1 = "CRITICAL", p2 = "ERROR", p3 = "WARNING" }
 
-  mon_slos            = { for s in local.config.slos.objectives : s.name => s }
+  mon_slos            = { for s in try(local.config.slos.objectives, []) : s.name => s }
   mon_cadence_seconds = try(local.config.slos.cadence_minutes, 15) * 60
   # The evaluator writes one point per series per cadence slot: an alignment of two cadences
   # always holds the newest point, and ALIGN_NEXT_OLDER takes it (the evaluator has already
@@ -161,12 +161,20 @@ resource "google_monitoring_notification_channel" "incidents" {
 
 # The Monitoring notification service agent publishes the incidents. It is created with the
 # project's first notification channel, hence the depends_on. On this topic only.
+# The Monitoring notification service agent comes into being with the project's first
+# notification channel; a grant to it right after may find no such account yet.
+resource "time_sleep" "monitoring_agent_ready" {
+  create_duration = "60s"
+
+  depends_on = [google_monitoring_notification_channel.incidents]
+}
+
 resource "google_pubsub_topic_iam_member" "monitoring_incidents_publisher" {
   topic  = google_pubsub_topic.monitoring_incidents.id
   role   = "roles/pubsub.publisher"
   member = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-monitoring-notification.iam.gserviceaccount.com"
 
-  depends_on = [google_monitoring_notification_channel.incidents]
+  depends_on = [time_sleep.monitoring_agent_ready]
 }
 
 # --------------------------------------------------------------------------------------
@@ -219,7 +227,7 @@ resource "google_monitoring_alert_policy" "slo_breach" {
   documentation {
     mime_type = "text/markdown"
     content   = <<-EOT
-      **SLO `${each.key}` has spent its error budget** (objective ${each.value.objective}): ${each.value.description}.
+      **SLO `${each.key}` has spent its error budget** (objective ${each.value.objective}): ${try(each.value.description, each.key)}.
       Over the SLO's window more intervals were bad or unknown than the objective allows.
       First: `opsuite --backend gcp sla status --slo ${each.key}`, then
       `opsuite --backend gcp sla history ${each.key} --days 2` for when it went bad.
@@ -611,6 +619,15 @@ resource "google_logging_metric" "trigger_rejected" {
 # p1: a configuration error makes the nightly backup acknowledge its trigger and do nothing
 # (backup_event.py logs it at ERROR); that must page someone, not wait for the 26-h backup
 # age alert the next morning.
+# A policy on a log-based metric created moments ago is refused with 404 "Cannot find
+# metric(s) ... it could take up to 10 minutes" (hashicorp/terraform-provider-google#11102):
+# the reference orders them, this waits until the metric is queryable.
+resource "time_sleep" "log_metrics_ready" {
+  create_duration = "180s"
+
+  depends_on = [google_logging_metric.error_lines, google_logging_metric.trigger_rejected]
+}
+
 resource "google_monitoring_alert_policy" "error_lines" {
   display_name          = "opsuite functions: ERROR log lines"
   combiner              = "OR"
@@ -661,6 +678,7 @@ resource "google_monitoring_alert_policy" "error_lines" {
 
   depends_on = [
     time_sleep.apis_ready,
+    time_sleep.log_metrics_ready,
     google_pubsub_topic_iam_member.monitoring_incidents_publisher,
   ]
 }
@@ -715,6 +733,7 @@ resource "google_monitoring_alert_policy" "trigger_rejected" {
 
   depends_on = [
     time_sleep.apis_ready,
+    time_sleep.log_metrics_ready,
     google_pubsub_topic_iam_member.monitoring_incidents_publisher,
   ]
 }
@@ -732,7 +751,7 @@ resource "google_cloud_run_v2_service_iam_member" "uptime_invoker" {
   role     = "roles/run.invoker"
   member   = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-monitoring-notification.iam.gserviceaccount.com"
 
-  depends_on = [google_monitoring_notification_channel.incidents]
+  depends_on = [time_sleep.monitoring_agent_ready]
 }
 
 resource "google_monitoring_uptime_check_config" "health_check" {

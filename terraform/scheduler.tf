@@ -33,7 +33,7 @@ resource "google_cloud_scheduler_job" "backup" {
     data       = base64encode("{}")
   }
 
-  depends_on = [google_project_service.required]
+  depends_on = [time_sleep.apis_ready]
 }
 
 # The weekly restore drill: the same trigger topic, {"action": "restore_drill"}.
@@ -58,7 +58,7 @@ resource "google_cloud_scheduler_job" "restore_drill" {
     data       = base64encode(jsonencode({ action = "restore_drill" }))
   }
 
-  depends_on = [google_project_service.required]
+  depends_on = [time_sleep.apis_ready]
 }
 
 # The SLA evaluation, every slos.cadence_minutes.
@@ -94,7 +94,7 @@ resource "google_cloud_scheduler_job" "sla" {
     }
   }
 
-  depends_on = [google_project_service.required]
+  depends_on = [time_sleep.apis_ready]
 }
 
 # The alert router's tick, every 5 minutes: repeats, group flushes, held-back
@@ -121,5 +121,5 @@ resource "google_cloud_scheduler_job" "alert_tick" {
     }
   }
 
-  depends_on = [google_project_service.required]
+  depends_on = [time_sleep.apis_ready]
 }

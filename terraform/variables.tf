@@ -174,9 +174,8 @@ variable "runbook_url" {
 }
 
 variable "adopt_existing_datasets" {
-  description = "true in a project where the pipeline's datasets already exist (the usual first deploy): they are imported, never recreated. false (a new project, the DR case): Terraform creates them empty, then `opsuite restore` fills them."
+  description = "true in a project where the pipeline's datasets already exist (the usual first deploy): they are imported, never recreated. false (a new project, the DR case): Terraform creates them empty, then `opsuite restore` fills them. Required: either answer is wrong somewhere, so it is a choice, not a default."
   type        = bool
-  default     = false
 }
 
 variable "history_retention_days" {

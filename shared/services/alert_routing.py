@@ -18,7 +18,7 @@ semantics over the ``alerting:`` config, pure (no I/O, no clock: the instant is 
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -140,30 +140,28 @@ def receivers_for(settings: AlertingSettings, labels: Labels) -> list[str]:
     return [node.receiver for node in _nodes_for(settings, labels)]
 
 
+def _depth_first(settings: AlertingSettings) -> Iterator[RouteNode]:
+    """Every route of the tree, parent before children, in order (Route.Walk)."""
+    tree = settings.routing_tree
+    stack = [tree] if tree is not None else []
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(node.routes))
+
+
 def route_for_receiver(settings: AlertingSettings, receiver: str) -> RouteMatch | None:
     """The first route (depth first) whose receiver is ``receiver``, or None: where a
     resolution goes for a receiver the alert's labels no longer reach (they changed, or
     the config did, since the firing was notified)."""
-    tree = settings.routing_tree
-    stack = [tree] if tree is not None else []
-    while stack:
-        node = stack.pop()
-        if node.receiver == receiver:
-            return _as_match(node)
-        stack.extend(reversed(node.routes))
-    return None
+    node = next((n for n in _depth_first(settings) if n.receiver == receiver), None)
+    return None if node is None else _as_match(node)
 
 
 def route_at(settings: AlertingSettings, path: str) -> RouteMatch | None:
     """The route at ``path`` in the config (``route.routes[0].routes[1]``), or None."""
-    tree = settings.routing_tree
-    stack = [tree] if tree is not None else []
-    while stack:
-        node = stack.pop()
-        if node.path == path:
-            return _as_match(node)
-        stack.extend(node.routes)
-    return None
+    node = next((n for n in _depth_first(settings) if n.path == path), None)
+    return None if node is None else _as_match(node)
 
 
 def group_labels(match: RouteMatch, labels: Labels) -> dict[str, str]:

@@ -35,6 +35,7 @@ APIS_READY = "${time_sleep.apis_ready}"
 DESCRIPTORS = "${google_monitoring_metric_descriptor.opsuite}"
 CHANNEL_ID = "${google_monitoring_notification_channel.incidents.id}"
 CHANNEL = "${google_monitoring_notification_channel.incidents}"
+AGENT_READY = "${time_sleep.monitoring_agent_ready}"
 AGENT = (
     "serviceAccount:service-${data.google_project.this.number}"
     "@gcp-sa-monitoring-notification.iam.gserviceaccount.com"
@@ -252,7 +253,9 @@ def test_default_burn_rates_equal_the_codes(mon: dict[str, list[Any]]) -> None:
 
 def test_mon_locals_read_the_config(mon: dict[str, list[Any]]) -> None:
     local = locals_of(mon)
-    assert local["mon_slos"] == "${{for s in local.config.slos.objectives : s.name => s}}"
+    assert local["mon_slos"] == (
+        "${{for s in try(local.config.slos.objectives, []) : s.name => s}}"
+    )
     assert "local.config.slos.burn_rates" in local["mon_burn_seconds"]
     assert local["mon_severity"] == SEVERITIES
 
@@ -572,7 +575,7 @@ def test_monitoring_agent_publishes_on_the_incidents_topic_only(
     assert rtype == "google_pubsub_topic_iam_member"
     assert body["topic"] == "${google_pubsub_topic.monitoring_incidents.id}"
     assert body["member"] == AGENT
-    assert CHANNEL in depends_on(body), "the agent exists once a channel does"
+    assert AGENT_READY in depends_on(body), "the agent exists once a channel does"
 
 
 def test_monitoring_agent_invokes_the_health_check_only(mon: dict[str, list[Any]]) -> None:
@@ -588,7 +591,7 @@ def test_monitoring_agent_invokes_the_health_check_only(mon: dict[str, list[Any]
     assert body["role"] == "roles/run.invoker"
     assert body["name"] == "${module.health_check.name}"
     assert body["member"] == AGENT
-    assert CHANNEL in depends_on(body)
+    assert AGENT_READY in depends_on(body)
 
 
 def test_nothing_public_in_the_monitoring_files() -> None:
@@ -703,9 +706,18 @@ def test_resources_that_need_an_api_wait_for_it(mon: dict[str, list[Any]]) -> No
             for name, body in by_name.items():
                 deps = depends_on(body)
                 if rtype.endswith("_iam_member"):
-                    assert CHANNEL in deps, f"{rtype}.{name}: the agent needs a channel first"
+                    assert AGENT_READY in deps, f"{rtype}.{name}: the agent needs a channel first"
+                elif rtype == "time_sleep":
+                    assert deps, f"{rtype}.{name} waits for nothing"
                 else:
                     assert APIS_READY in deps, f"{rtype}.{name} must wait for the APIs"
+    # the agent's wait is after the channel; a policy on a log metric waits for the metric
+    sleeps = resources_of(mon, "time_sleep")
+    assert CHANNEL in depends_on(sleeps["monitoring_agent_ready"])
+    for name in ("error_lines", "trigger_rejected"):
+        assert f"${{google_logging_metric.{name}}}" in depends_on(sleeps["log_metrics_ready"])
+        policy = resources_of(mon, "google_monitoring_alert_policy")[name]
+        assert "${time_sleep.log_metrics_ready}" in depends_on(policy), name
 
 
 def test_terraform_fmt_of_the_monitoring_files() -> None:

@@ -27,8 +27,8 @@ from shared.services.seed import seed_demo
 from tests.functional.conftest import cloud_event_poster
 from tests.helpers import BUCKET, EXAMPLE_CONFIG, ROOT, pubsub_event
 from tests.terraform.test_suite_wiring import _expected
+from tests.terraform.test_terraform import IAM_MEMBER_TYPE, resources
 from tests.terraform.test_terraform import ROOT as TF_ROOT
-from tests.terraform.test_terraform import iam_resources
 
 # -- what each adapter call needs on GCP -------------------------------------------------
 #: warehouse methods that run a query job (jobs.create + tables.getData on the dataset)
@@ -166,7 +166,15 @@ def _granted(sa: str, expected: dict[str, Any], settings: Settings) -> set[Need]
     }
     topics = {f"${{google_pubsub_topic.{k}.name}}": v for k, v in expected["topics"].items()}
     out: set[Need] = set()
-    for rtype, _name, body in iam_resources(TF_ROOT):
+    for rtype, _name, body in resources(TF_ROOT):
+        if rtype == "google_bigquery_dataset_access":
+            if body["user_by_email"] != f"${{google_service_account.{sa}.email}}":
+                continue
+            caps = {"READER": ["bq.read"], "WRITER": ["bq.read", "bq.write"]}[body["role"]]
+            out |= {(c, d) for c in caps for d in datasets[body["for_each"]]}
+            continue
+        if not IAM_MEMBER_TYPE.match(rtype):
+            continue
         if body["member"] != f"${{google_service_account.{sa}.member}}":
             continue
         role = body["role"]

@@ -43,6 +43,13 @@ ALLOWED_PROJECT_ROLES = {
     "roles/bigquery.jobUser",
     "roles/monitoring.metricWriter",
     "roles/run.builder",
+    # the roles a service agent created on request doesn't get by itself (main.tf)
+    "roles/eventarc.serviceAgent",
+    "roles/pubsub.serviceAgent",
+}
+SERVICE_AGENT_ROLES = {
+    "roles/eventarc.serviceAgent": "gcp-sa-eventarc",
+    "roles/pubsub.serviceAgent": "gcp-sa-pubsub",
 }
 
 EVENT_MAX_TIMEOUT = 540
@@ -51,6 +58,7 @@ INGRESS_VALUES = {"ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB", "ALLOW_ALL"}
 DEFAULT_DATASETS = ["nba_analytics", "nba_precompute", "nba_orchestration", "nba_predictions"]
 # Roles that only read. The health check (a probe) may hold nothing else.
 READ_ONLY_ROLES = {
+    "READER",  # a dataset access entry: dataViewer
     "roles/bigquery.jobUser",  # runs (query) jobs; writes no table without a data role
     "roles/bigquery.dataViewer",
     "roles/bigquery.metadataViewer",
@@ -304,7 +312,8 @@ def test_root_variable_defaults() -> None:
     assert v["health_check_ingress"]["default"] == "ALLOW_ALL"
     assert v["python_runtime"]["default"] == "python311"
     assert v["invoker_members"]["default"] == []
-    assert v["adopt_existing_datasets"]["default"] is False  # a new project (DR) just works
+    # a choice, not a default: adopting in a new project fails, creating in an existing one too
+    assert "default" not in v["adopt_existing_datasets"]
     assert v["backup_project_id"]["default"] is None
     # one source of truth: project, bucket, datasets, topics and schedules come from the
     # config file, which is required (no silent example config)
@@ -408,6 +417,15 @@ def test_project_level_grants_are_allowlisted() -> None:
             assert body["role"] in ALLOWED_PROJECT_ROLES, (
                 f"{label}: project-wide {body['role']} in {name}"
             )
+            agent = SERVICE_AGENT_ROLES.get(body["role"])
+            if agent:  # a service agent's own role, to that agent only
+                assert body["member"] == (
+                    "serviceAccount:service-${data.google_project.this.number}"
+                    f"@{agent}.iam.gserviceaccount.com"
+                ), name
+    waited = resources_of(ROOT, "time_sleep")["apis_ready"]["depends_on"]
+    for name in ("eventarc_agent", "pubsub_agent"):
+        assert f"${{google_project_iam_member.{name}}}" in waited, name
 
 
 def test_iam_members_reference_service_accounts_or_variables() -> None:
@@ -695,12 +713,17 @@ def test_backup_export_function() -> None:
 
 
 def _grant_resources(sa: str) -> list[tuple[str, str, dict[str, Any]]]:
-    """Every IAM member resource whose member is google_service_account.<sa>."""
+    """Every grant to google_service_account.<sa>: IAM members, and dataset access entries
+    (the pipeline's datasets: *_iam_member there would drop their authorized views)."""
     return [
         (rtype, name, body)
         for module in all_modules().values()
-        for rtype, name, body in iam_resources(module)
-        if f"google_service_account.{sa}." in body["member"]
+        for rtype, name, body in resources(module)
+        if (IAM_MEMBER_TYPE.match(rtype) and f"google_service_account.{sa}." in body["member"])
+        or (
+            rtype == "google_bigquery_dataset_access"
+            and body.get("user_by_email") == f"${{google_service_account.{sa}.email}}"
+        )
     ]
 
 
@@ -726,7 +749,7 @@ _DATA_DATASET = "${google_bigquery_dataset.data[each.value].dataset_id}"
 def test_backup_export_roles_are_exactly_the_expected_set() -> None:
     assert _grants_to("backup_export") == {
         ("google_project_iam_member", "roles/bigquery.jobUser", "${local.project_id}"),
-        ("google_bigquery_dataset_iam_member", "roles/bigquery.dataViewer", _DATA_DATASET),
+        ("google_bigquery_dataset_access", "READER", _DATA_DATASET),
         (
             "google_bigquery_dataset_iam_member",
             "roles/bigquery.dataEditor",
@@ -749,9 +772,7 @@ def test_backup_export_roles_are_exactly_the_expected_set() -> None:
         ),
     }
     viewers = [
-        b
-        for t, _n, b in _grant_resources("backup_export")
-        if t.startswith("google_bigquery_") and b["role"] == "roles/bigquery.dataViewer"
+        b for t, _n, b in _grant_resources("backup_export") if t == "google_bigquery_dataset_access"
     ]
     assert [b["for_each"] for b in viewers] == ["${toset(local.backup_datasets)}"], (
         "dataViewer must be granted per backed-up dataset (from the config), nothing wider"
@@ -763,7 +784,7 @@ def test_health_check_roles_are_exactly_the_expected_set() -> None:
     assert len(grants) == 3, [f"{t}.{n}" for t, n, _ in grants]
     assert _grants_to("health_check") == {
         ("google_project_iam_member", "roles/bigquery.jobUser", "${local.project_id}"),
-        ("google_bigquery_dataset_iam_member", "roles/bigquery.dataViewer", _DATA_DATASET),
+        ("google_bigquery_dataset_access", "READER", _DATA_DATASET),
         (
             "google_storage_bucket_iam_member",
             "roles/storage.objectViewer",
@@ -1099,7 +1120,7 @@ def _terraform(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-GOOD_VARS = ["-var=config_file=opsuite.yaml"]
+GOOD_VARS = ["-var=config_file=opsuite.yaml", "-var=adopt_existing_datasets=true"]
 
 
 @needs_terraform

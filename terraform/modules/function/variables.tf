@@ -193,7 +193,7 @@ variable "invoker_members" {
 }
 
 variable "labels" {
-  description = "Labels for the function and its source object."
+  description = "Labels for the function and its extra Eventarc triggers."
   type        = map(string)
   default     = {}
 }
