@@ -105,12 +105,15 @@ require-config:
 # The suite's own loader validates the config (one line naming the path and what is wrong).
 define VALIDATE_CONFIG
 import sys
-from shared.config import load_settings
+from shared.config import deployment_problems, load_settings
 from shared.errors import ConfigError
 try:
-    load_settings(sys.argv[1])
+    problems = deployment_problems(load_settings(sys.argv[1]))
 except ConfigError as exc:
     sys.exit(f"make package: {exc}\nmake package: nothing packaged")
+if problems:
+    lines = "".join(f"make package: {sys.argv[1]}: {p}\n" for p in problems)
+    sys.exit(f"{lines}make package: nothing packaged")
 endef
 export VALIDATE_CONFIG
 
@@ -144,7 +147,7 @@ tf-fmt:
 # where it is reachable (CI here checks fmt, the HCL invariants and checkov offline).
 define NEED_TERRAFORM
 if ! command -v $(TERRAFORM) >/dev/null 2>&1; then \
-  echo "make $@: terraform is not installed (needs Terraform >= 1.5 on PATH, or TERRAFORM=/path/to/terraform, and access to the Terraform registry)" >&2; \
+  echo "make $@: terraform is not installed (needs Terraform >= 1.7 on PATH, or TERRAFORM=/path/to/terraform, and access to the Terraform registry)" >&2; \
   exit 2; \
 fi
 endef

@@ -1061,6 +1061,17 @@ class AlertingSettings(_Model):
     def receiver(self, name: str) -> Receiver | None:
         return next((r for r in self.receivers if r.name == name), None)
 
+    def secret_names(self) -> list[str]:
+        """Every ``*_secret`` the receivers name (Terraform creates one secret each)."""
+        names = set()
+        for receiver in self.receivers:
+            for kind in ("slack_configs", "pagerduty_configs", "webhook_configs"):
+                for integration in getattr(receiver, kind):
+                    for key, value in integration.model_dump().items():
+                        if key.endswith("_secret") and value:
+                            names.add(str(value))
+        return sorted(names)
+
     @property
     def routing_tree(self) -> RouteNode | None:
         """The route tree with matchers compiled and options inherited (``None``: no route)."""

@@ -135,7 +135,7 @@ class BackupSettings(_Model):
     time_travel_hours: int = Field(default=168, ge=48, le=168)
     #: When the nightly run is scheduled (UTC, ``HH:MM``): the instant a past date's backup
     #: reads the tables at, so ``{"date": D}`` holds the data of the night of D.
-    #: Keep equal to Terraform's ``backup_schedule`` (default ``30 9 * * *`` in Etc/UTC).
+    #: Terraform schedules the nightly Cloud Scheduler job from it (terraform/config.tf, Etc/UTC).
     schedule_utc: str = Field(default="09:30", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     trigger_topic: TopicId = "opsuite-backup-trigger"
     events_topic: TopicId = "opsuite-backup-events"
@@ -556,6 +556,31 @@ def _read_config_text(chosen: Path) -> str:
             f"{chosen}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}, "
             f"line {line}); save the file as UTF-8"
         ) from None
+
+
+def deployment_problems(settings: Settings) -> list[str]:
+    """Why this config can't be deployed as it stands (what `terraform plan` would refuse,
+    or deploy wrongly), one line each; ``make package`` checks it before packaging."""
+    problems = []
+    if settings.gcp is None:
+        problems.append("gcp: section required to deploy (gcp.project, gcp.location)")
+    cadence = settings.slos.cadence_minutes
+    if not ((cadence < 60 and 60 % cadence == 0) or (cadence % 60 == 0 and 1440 % cadence == 0)):
+        problems.append(
+            f"slos.cadence_minutes: {cadence} can't be scheduled evenly: it must divide the "
+            "hour (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30) or be whole hours dividing the day"
+        )
+    project = settings.gcp.project if settings.gcp is not None else None
+    seen: dict[tuple[str | None, str], str] = {}
+    for name in settings.alerting.secret_names():
+        parts = name.split("/")
+        key = (parts[1], parts[3]) if name.startswith("projects/") else (project, name)
+        if key in seen:
+            problems.append(
+                f"alerting: {seen[key]!r} and {name!r} name the same secret: use one spelling"
+            )
+        seen[key] = name
+    return problems
 
 
 def load_settings(

@@ -4,7 +4,7 @@
 # modules/function fails the plan when a packaged copy differs from this one.
 #
 # The defaults below (try(..., default)) are the Python model's own defaults
-# (shared/config.py); tests/terraform/test_config_locals.py evaluates these locals with the
+# (shared/config.py); tests/terraform/test_suite_wiring.py evaluates these locals with the
 # terraform binary (no provider needed) and compares them with what load_settings reads.
 
 variable "config_file" {
@@ -31,10 +31,21 @@ locals {
     [for t in try(local.config.backups.tables, []) : split(".", t)[0]],
     [for d in try(local.config.backups.datasets, []) : d.name],
   )))
-  # What the health check probes: the freshness tables and the pipeline's run history.
+  # What the health check probes: the freshness tables (none configured: every explicit
+  # backup table, as shared/services/health.py _freshness_tables) and the pipeline's run
+  # history (health.pipeline: null switches that check off).
+  freshness_tables = [
+    for t in try(local.config.health.freshness.tables, []) : t.table
+  ]
+  probed_tables = (length(local.freshness_tables) > 0
+    ? local.freshness_tables
+  : try(local.config.backups.tables, []))
+  pipeline = try(local.config.health.pipeline, {})
+  pipeline_table = (local.pipeline == null ? null
+  : try(local.pipeline.table, "nba_orchestration.processor_run_history"))
   health_datasets = sort(distinct(concat(
-    [for t in try(local.config.health.freshness.tables, []) : split(".", t.table)[0]],
-    [split(".", try(local.config.health.pipeline.table, "nba_orchestration.processor_run_history"))[0]],
+    [for t in local.probed_tables : split(".", t)[0]],
+    local.pipeline_table == null ? [] : [split(".", local.pipeline_table)[0]],
   )))
   # What the SLA evaluator reads: the health probes' datasets and every table an SLI names.
   sla_datasets = sort(distinct(concat(

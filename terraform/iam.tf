@@ -102,10 +102,18 @@ resource "google_bigquery_dataset_iam_member" "backup_export_drill_editor" {
 }
 
 # objectAdmin (not objectCreator): extract jobs may delete/rewrite their own output files.
+# Only under the backup prefix (exports, manifests, drill records) and the rejected-trigger
+# records: never the alert router's or the SLA evaluator's state beside them.
 resource "google_storage_bucket_iam_member" "backup_export_object_admin" {
   bucket = google_storage_bucket.backup.name
   role   = "roles/storage.objectAdmin"
   member = google_service_account.backup_export.member
+
+  condition {
+    title       = "opsuite-backups-only"
+    description = "Objects under the backup prefix and _opsuite/rejected/ only."
+    expression  = "resource.name.startsWith(\"${local.backup_bucket_objects}/${local.backup_prefix}/\") || resource.name.startsWith(\"${local.backup_bucket_objects}/_opsuite/rejected/\") || api.getAttribute(\"storage.googleapis.com/objectListPrefix\", \"\").startsWith(\"${local.backup_prefix}/\") || api.getAttribute(\"storage.googleapis.com/objectListPrefix\", \"\").startsWith(\"_opsuite/rejected/\")"
+  }
 }
 
 # Continuation messages go back to the trigger topic.

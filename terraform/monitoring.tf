@@ -18,8 +18,11 @@
 # managed Pub/Sub subscriptions can't be given a dead_letter_policy from Terraform
 # (hashicorp/terraform-provider-google #25069 "google_cloudfunctions2_function Dead
 # Lettering", #17697 "Eventarc dead_letter_topic configuration", both open). No DLQ exists,
-# so there is no DLQ alert policy here; a poison message shows as 5xx of its function
-# (the policies below) until the trigger's maximum event age drops it. Add a policy on
+# so there is no DLQ alert policy here; what a DLQ alert would catch (messages that are not
+# getting through) is caught on the Eventarc subscriptions themselves: the
+# undelivered_messages policy below pages when a trigger's oldest unacknowledged message is
+# older than an hour (a poison message, a function that keeps failing, a broken trigger),
+# beside the 5xx policies. Add a policy on
 # pubsub.googleapis.com/subscription/dead_letter_message_count once a DLQ exists.
 
 locals {
@@ -392,10 +395,18 @@ resource "google_monitoring_alert_policy" "restore_drill" {
   ]
 }
 
-# Backup older than 26 h (health.backups.warn_after; a test holds the two equal). No backup
-# at all writes no point here: that is the availability SLO's `backups` check (P0).
+# Backup older than health.backups.warn_after (26 h by default: the health check's own
+# warn threshold, read from the config). No backup at all writes no point here: that is
+# the availability SLO's `backups` check (P0).
+locals {
+  mon_period_hours = { minute = 1 / 60, hour = 1, day = 24 }
+  mon_backup_warn  = try(local.config.health.backups.warn_after, { count = 26, period = "hour" })
+  mon_backup_warn_hours = (local.mon_backup_warn == null ? 26
+  : local.mon_backup_warn.count * local.mon_period_hours[local.mon_backup_warn.period])
+}
+
 resource "google_monitoring_alert_policy" "backup_age" {
-  display_name          = "opsuite backup: newest complete backup older than 26 h"
+  display_name          = "opsuite backup: newest complete backup older than ${local.mon_backup_warn_hours} h"
   combiner              = "OR"
   severity              = local.mon_severity["p1"]
   notification_channels = [google_monitoring_notification_channel.incidents.id]
@@ -405,11 +416,11 @@ resource "google_monitoring_alert_policy" "backup_age" {
   }
 
   conditions {
-    display_name = "backup/hours_since_complete > 26"
+    display_name = "backup/hours_since_complete > ${local.mon_backup_warn_hours}"
     condition_threshold {
       filter          = "metric.type=\"${local.mon_metric_prefix}backup/hours_since_complete\" AND resource.type=\"global\""
       comparison      = "COMPARISON_GT"
-      threshold_value = 26
+      threshold_value = local.mon_backup_warn_hours
       duration        = "0s"
       aggregations {
         alignment_period   = local.mon_slo_alignment
@@ -424,7 +435,7 @@ resource "google_monitoring_alert_policy" "backup_age" {
   documentation {
     mime_type = "text/markdown"
     content   = <<-EOT
-      **The newest complete backup is more than 26 hours old**: last night's run did not
+      **The newest complete backup is more than ${local.mon_backup_warn_hours} hours old**: last night's run did not
       complete (failed, partial, or never triggered).
       First: `opsuite --backend gcp backups list`, then `opsuite --backend gcp health --checks backups`.
     EOT
@@ -448,6 +459,61 @@ resource "google_monitoring_alert_policy" "backup_age" {
 # The evaluator writes evaluator/heartbeat = 1 on every evaluation, even when the history
 # can't be read; an hour without it (four missed 15-min slots) means nothing measures the
 # SLOs, so every other SLO policy is blind.
+# Messages not getting through to a function: the oldest unacknowledged message of any of
+# the functions' Eventarc subscriptions (named eventarc-<region>-<trigger>-sub-<n>) is more
+# than an hour old. The closest there is to "messages in a dead-letter topic" (above).
+resource "google_monitoring_alert_policy" "undelivered_messages" {
+  display_name          = "opsuite triggers: messages undelivered for more than 1 h"
+  combiner              = "OR"
+  severity              = local.mon_severity["p2"]
+  notification_channels = [google_monitoring_notification_channel.incidents.id]
+  user_labels = {
+    severity  = "p2"
+    component = "triggers"
+  }
+
+  conditions {
+    display_name = "oldest unacked message age > 3600 s, per Eventarc subscription"
+    condition_threshold {
+      filter          = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=starts_with(\"eventarc-\")"
+      comparison      = "COMPARISON_GT"
+      threshold_value = 3600
+      duration        = "300s"
+      aggregations {
+        alignment_period   = "300s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = <<-EOT
+      **A trigger's messages have been waiting for more than an hour**: the function behind
+      this Eventarc subscription keeps failing (a poison message is redelivered until the
+      subscription's retention ends) or its trigger is broken (e.g. a topic recreated under it).
+      First: `opsuite --backend gcp alerts log --since 2h`, then the function's logs:
+      `gcloud functions logs read FUNCTION --region ${var.region} --limit 50`.
+    EOT
+    links {
+      display_name = "Runbook"
+      url          = "${var.runbook_url}#undelivered-messages"
+    }
+  }
+
+  alert_strategy {
+    auto_close = "86400s"
+  }
+
+  depends_on = [
+    time_sleep.apis_ready,
+    google_pubsub_topic_iam_member.monitoring_incidents_publisher,
+  ]
+}
+
 resource "google_monitoring_alert_policy" "evaluator_heartbeat" {
   display_name          = "opsuite SLA evaluator: no heartbeat for 1 h"
   combiner              = "OR"

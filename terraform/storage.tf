@@ -6,6 +6,15 @@
 # versioning (noncurrent versions expire after var.noncurrent_version_retention_days)
 # and soft delete (var.soft_delete_retention_days, at least 7): a writer that deletes an
 # export, or an old version of it, can't make it unrecoverable inside that window.
+# A fresh state (DR) with a surviving backup bucket: adopt it instead of failing on 409
+# "already exists" (the backups are what the restore needs).
+import {
+  for_each = var.adopt_existing_backup_bucket ? toset([local.backup_bucket]) : toset([])
+
+  to = google_storage_bucket.backup
+  id = "${coalesce(var.backup_project_id, local.project_id)}/${each.value}"
+}
+
 resource "google_storage_bucket" "backup" {
   # checkov:skip=CKV_GCP_62:Usage logs need a separate log bucket; config changes are in Admin Activity audit logs, and object reads are audited by enabling Data Access audit logs for storage.googleapis.com at project/org level.
   name     = local.backup_bucket

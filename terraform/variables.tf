@@ -188,3 +188,9 @@ variable "history_retention_days" {
     error_message = "history_retention_days must be a whole number between 35 and 3650."
   }
 }
+
+variable "adopt_existing_backup_bucket" {
+  description = "true when the backup bucket (backups.bucket) exists but not in this state: a redeploy after losing the project's state or the project itself, with the bucket surviving (e.g. in backup_project_id). It is imported, not created; false creates it."
+  type        = bool
+  default     = false
+}

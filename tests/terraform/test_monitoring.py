@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from shared.config import Settings, load_settings
 from shared.metrics import METRICS, MetricSpec
@@ -44,6 +45,7 @@ SEVERITIES = {"p0": "CRITICAL", "p1": "CRITICAL", "p2": "ERROR", "p3": "WARNING"
 FUNCTIONS = ("backup_export", "health_check", "sla_evaluator", "alert_router")
 BUILTIN_TYPES = {
     "run.googleapis.com/request_count",
+    "pubsub.googleapis.com/subscription/oldest_unacked_message_age",
     "monitoring.googleapis.com/uptime_check/check_passed",
 }
 #: the locals that depend on the configuration only: evaluated by terraform console
@@ -59,6 +61,9 @@ PURE_LOCALS = (
     "mon_burn_tiers",
     "mon_burn_policies",
     "mon_drill_slos",
+    "mon_period_hours",
+    "mon_backup_warn",
+    "mon_backup_warn_hours",
 )
 
 
@@ -360,6 +365,7 @@ def test_every_alert_policy_is_documented_labelled_and_routed(
         "error_lines",
         "trigger_rejected",
         "health_check_uptime",
+        "undelivered_messages",
     }
     for name, body in pol.items():
         doc = block(body, "documentation")
@@ -451,9 +457,12 @@ def test_backup_age_policy_matches_the_health_warn_threshold(mon: dict[str, list
         "custom.googleapis.com/opsuite/backup/hours_since_complete"
     ]
     warn = settings().health.backups.warn_after
-    assert warn is not None
+    assert warn is not None and warn.seconds / 3600 == 26
     assert t["comparison"] == "COMPARISON_GT"
-    assert t["threshold_value"] == warn.seconds / 3600 == 26
+    # from the config, not a literal: a deployment with another warn_after pages at its own
+    assert t["threshold_value"] == "${local.mon_backup_warn_hours}"
+    warn_locals = locals_of(mon)
+    assert "local.config.health.backups.warn_after" in warn_locals["mon_backup_warn"]
     assert body["user_labels"]["severity"] == "p1"
 
 
@@ -772,3 +781,30 @@ def test_every_slo_runbook_of_the_example_config_exists() -> None:
         path, _, anchor = slo.runbook.partition("#")
         assert path == "docs/runbook.md", slo.runbook
         assert anchor in anchors, f"{slo.name}: {slo.runbook} has no section"
+
+
+@pytest.mark.parametrize(
+    ("warn_after", "hours"),
+    [(None, 26), ({"count": 30, "period": "hour"}, 30), ({"count": 2, "period": "day"}, 48)],
+)
+def test_backup_age_threshold_is_the_configs_warn_after(
+    mon: dict[str, list[Any]], tmp_path: Path, warn_after: dict[str, Any] | None, hours: float
+) -> None:
+    body = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    body["health"]["backups"] = {} if warn_after is None else {"warn_after": warn_after}
+    config = tmp_path / "opsuite.yaml"
+    config.write_text(yaml.safe_dump(body))
+    expected = load_settings(config, env={}).health.backups.warn_after
+    assert expected is not None and expected.seconds / 3600 == hours
+    assert console(mon, config, tmp_path / "tf", "local.mon_backup_warn_hours") == hours
+
+
+def test_undelivered_messages_page_per_eventarc_subscription(mon: dict[str, list[Any]]) -> None:
+    body = policies(mon)["undelivered_messages"]
+    (condition,) = conditions(body)
+    t = threshold(condition)
+    text = resolve(t["filter"], mon)
+    assert metric_types(text) == ["pubsub.googleapis.com/subscription/oldest_unacked_message_age"]
+    assert 'subscription_id=starts_with("eventarc-")' in text.replace("\\", "")
+    assert (t["comparison"], t["threshold_value"]) == ("COMPARISON_GT", 3600)
+    assert "cross_series_reducer" not in block(t, "aggregations")  # one incident per trigger

@@ -23,6 +23,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+import yaml
 
 from shared.cli import _parser
 
@@ -369,3 +370,16 @@ def test_runbook_redeploys_with_an_explicit_config() -> None:
     assert "terraform -chdir=terraform import" in text
     assert "-replace=" in text and "_deleted-topic_" in text
     assert "make package\n" not in text and "make package &&" not in text
+
+
+@needs_make
+def test_package_refuses_a_config_terraform_would_refuse(tmp_path: Path) -> None:
+    body = yaml.safe_load((ROOT / "config" / "opsuite.example.yaml").read_text())
+    del body["gcp"]
+    config = tmp_path / "opsuite.yaml"
+    config.write_text(yaml.safe_dump(body))
+    build = tmp_path / "build"
+    result = _make("package", f"CONFIG={config}", f"BUILD={build}")
+    assert result.returncode != 0
+    assert f"make package: {config}: gcp: section required" in result.stderr
+    assert not build.exists()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -65,17 +66,6 @@ class Recorder:
         return out
 
 
-def _area(settings: Settings, name: str) -> str:
-    """Where in the backup bucket an object is (the grants are by these prefixes)."""
-    for prefix, area in (("_opsuite/slo/", "slo"), ("_opsuite/alerts/", "alerts"),
-                         ("_opsuite/rejected/", "rejected")):  # fmt: skip
-        if name.startswith(prefix):
-            return area
-    if name.startswith(settings.backups.prefix + "/"):
-        return "backups"
-    return f"other:{name.split('/')[0]}"
-
-
 def _needs(settings: Settings, port: str, method: str, scopes: tuple[str, ...]) -> set[Need]:
     if port == "warehouse":
         if method in WAREHOUSE_QUERIES:
@@ -95,7 +85,7 @@ def _needs(settings: Settings, port: str, method: str, scopes: tuple[str, ...]) 
     if port == "store":
         kind = "gcs.read" if method in OBJECT_READS else "gcs.write"
         assert method in OBJECT_READS | OBJECT_WRITES, method
-        return {(kind, _area(settings, s)) for s in scopes}
+        return {(kind, s) for s in scopes}  # the object name, or the listed prefix
     if port == "publisher":
         return {("publish", scopes[0])}
     if port == "metrics":
@@ -192,15 +182,12 @@ def _granted(sa: str, expected: dict[str, Any], settings: Settings) -> set[Need]
         elif rtype == "google_storage_bucket_iam_member":
             assert body["bucket"] == "${google_storage_bucket.backup.name}", body
             condition = body.get("condition")
+            scope = "*"
             if condition:
                 expression = (condition[0] if isinstance(condition, list) else condition)[
                     "expression"
                 ]
-                area = {"_opsuite/slo/": "slo", "_opsuite/alerts/": "alerts"}
-                [scope] = [a for p, a in area.items() if f'startsWith(\\"{p}\\")' in expression
-                           or f'startsWith("{p}")' in expression]  # fmt: skip
-            else:
-                scope = "*"
+                scope = _condition_scope(expression, settings)
             caps = {"roles/storage.objectViewer": ["gcs.read"],
                     "roles/storage.objectUser": ["gcs.read", "gcs.write"],
                     "roles/storage.objectAdmin": ["gcs.read", "gcs.write"]}[role]  # fmt: skip
@@ -216,10 +203,31 @@ def _granted(sa: str, expected: dict[str, Any], settings: Settings) -> set[Need]
     return out
 
 
+def _condition_scope(expression: str, settings: Settings) -> str:
+    """``prefixes:P1|P2``: the object-name prefixes an IAM condition allows, each checked
+    to be allowed for listing too (objectListPrefix), else the grant can't list them."""
+    text = expression.replace('\\"', '"').replace("${local.backup_prefix}", settings.backups.prefix)
+    objects = "${local.backup_bucket_objects}/"
+    names = re.findall(r'resource\.name\.startsWith\("([^"]+)"\)', text)
+    listed = re.findall(r'objectListPrefix", ""\)\.startsWith\("([^"]+)"\)', text)
+    assert names and all(n.startswith(objects) for n in names), expression
+    prefixes = [n.removeprefix(objects) for n in names]
+    assert sorted(prefixes) == sorted(listed), f"names and listing differ: {expression}"
+    return "prefixes:" + "|".join(sorted(prefixes))
+
+
+def _allows(scope: str, name: str) -> bool:
+    if scope == "*":
+        return True
+    return scope.startswith("prefixes:") and any(
+        name.startswith(p) for p in scope.removeprefix("prefixes:").split("|")
+    )
+
+
 def _covered(need: Need, granted: set[Need]) -> bool:
-    capability = need[0]
+    capability, scope = need
     if capability.startswith("gcs."):
-        return (capability, "*") in granted or need in granted
+        return any(c == capability and _allows(s, scope) for c, s in granted)
     return need in granted
 
 
@@ -338,8 +346,8 @@ def test_no_function_holds_a_grant_its_calls_do_not_need(
     granted = _granted(FUNCTION_SA[function], expected, settings)
     unused = []
     for capability, scope in sorted(granted):
-        if capability.startswith("gcs.") and scope == "*":
-            used = any(c == capability for c, _s in needed)
+        if capability.startswith("gcs."):
+            used = any(c == capability and _allows(scope, n) for c, n in needed)
         elif capability == "secret":
             used = ("secret", scope) in needed or function == "alert_router"
         else:
@@ -358,3 +366,16 @@ def test_the_router_reads_every_receiver_secret_it_is_granted(runs: dict[str, An
     settings: Settings = runs["settings"]
     read = {s for c, s in runs["recorders"]["alert_router"].needs(settings) if c == "secret"}
     assert read == set(_expected(settings)["secrets"])
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTION_SA))
+def test_no_function_may_write_the_whole_bucket(runs: dict[str, Any], function: str) -> None:
+    # every write grant on the backup bucket is held to prefixes: the backup can't touch the
+    # router's ledger, the router can't touch the exports (a dropped condition fails here)
+    settings: Settings = runs["settings"]
+    granted = _granted(FUNCTION_SA[function], _expected(settings), settings)
+    assert ("gcs.write", "*") not in granted, function
+    writes = [s for c, s in granted if c == "gcs.write"]
+    for scope in writes:
+        prefixes = scope.removeprefix("prefixes:").split("|")
+        assert all(p.endswith("/") and p for p in prefixes), scope

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.alerting_config import AlertingSettings
 from shared.config import Settings, load_settings
+from shared.services.health import _freshness_tables
 from tests.helpers import EXAMPLE_CONFIG
 from tests.terraform.test_terraform import (
     FN_MODULE,
@@ -130,21 +130,13 @@ def _evaluate(config: Path, work: Path) -> dict[str, Any]:
     return derived
 
 
-def _secret_names(alerting: AlertingSettings) -> list[str]:
-    names = set()
-    for receiver in alerting.receivers:
-        for kind in ("slack_configs", "pagerduty_configs", "webhook_configs"):
-            for integration in getattr(receiver, kind, None) or []:
-                for key, value in integration.model_dump().items():
-                    if key.endswith("_secret") and value:
-                        names.add(value)
-    return sorted(names)
-
-
 def _expected(settings: Settings) -> dict[str, Any]:
     backups, health, slos = settings.backups, settings.health, settings.slos
     backup = {t.dataset for t in backups.table_refs} | {d.name for d in backups.datasets}
-    probed = {t.ref.dataset for t in health.freshness.tables} | {health.pipeline.ref.dataset}
+    # what the code probes (its own functions, not a copy of the HCL's logic)
+    probed = {t.ref.dataset for t in _freshness_tables(settings)}
+    if health.pipeline is not None:
+        probed.add(health.pipeline.ref.dataset)
     sli_tables = {
         str(s.sli.table).split(".")[0] for s in slos.objectives if getattr(s.sli, "table", None)
     }
@@ -179,16 +171,35 @@ def _expected(settings: Settings) -> dict[str, Any]:
                 "project": name.split("/")[1] if name.startswith("projects/") else project,
                 "secret_id": name.split("/")[3] if name.startswith("projects/") else name,
             }
-            for name in _secret_names(settings.alerting)
+            for name in settings.alerting.secret_names()
         },
     }
 
 
+def _defaults_config(tmp_path: Path) -> Path:
+    """No freshness tables (the code then probes every backup table) and no pipeline check."""
+    body = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    body["backups"]["tables"] = ["sales.orders"]
+    body["backups"]["datasets"] = []
+    body["health"]["freshness"]["tables"] = []
+    body["health"]["pipeline"] = None
+    body["slos"]["objectives"] = [
+        s for s in body["slos"]["objectives"] if s["sli"]["kind"] in ("freshness", "detection")
+    ]
+    path = tmp_path / "defaults.yaml"
+    path.write_text(yaml.safe_dump(body, sort_keys=False))
+    return path
+
+
 @needs_terraform
-@pytest.mark.parametrize("variant", ["example", "custom"])
+@pytest.mark.parametrize("variant", ["example", "custom", "defaults"])
 def test_terraform_reads_the_config_as_the_code_does(tmp_path: Path, variant: str) -> None:
     # GIVEN a config file  WHEN terraform evaluates config.tf on it and the suite loads it
-    config = EXAMPLE_CONFIG if variant == "example" else _custom_config(tmp_path)
+    config = {
+        "example": lambda: EXAMPLE_CONFIG,
+        "custom": lambda: _custom_config(tmp_path),
+        "defaults": lambda: _defaults_config(tmp_path),
+    }[variant]()
     settings = load_settings(config, env={})
     derived = _evaluate(config, tmp_path / "tf")
     # THEN both name the same project, bucket, datasets, topics, schedules, SLOs, secrets
@@ -200,6 +211,8 @@ def test_terraform_reads_the_config_as_the_code_does(tmp_path: Path, variant: st
             "secret_id": "hook-url",
         }
         assert derived["sla_cron"] == "*/5 * * * *"
+    if variant == "defaults":  # the backup tables probed, no pipeline dataset
+        assert derived["health_datasets"] == derived["sla_datasets"] == ["sales"]
 
 
 def test_the_packaged_config_must_be_the_deployed_one() -> None:

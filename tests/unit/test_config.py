@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from shared.config import load_settings, parse_settings, resolve_backend
 from shared.errors import ConfigError
-from tests.helpers import ROOT
+from tests.helpers import EXAMPLE_CONFIG, ROOT
 
 BASE = {"backups": {"bucket": "nba-props-backups", "tables": ["nba_analytics.player_game_summary"]}}
 
@@ -108,3 +109,39 @@ def test_backend_resolution() -> None:
     assert resolve_backend("local", env={"OPSUITE_BACKEND": "gcp"}) == "local"
     with pytest.raises(ConfigError, match="expected 'local' or 'gcp'"):
         resolve_backend("aws", env={})
+
+
+def _deployable(tmp_path: Path, edit: Any) -> list[str]:
+    from shared.config import deployment_problems
+
+    body = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    edit(body)
+    path = tmp_path / "opsuite.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return deployment_problems(load_settings(path, env={}))
+
+
+def test_the_example_config_is_deployable(tmp_path: Path) -> None:
+    assert _deployable(tmp_path, lambda body: None) == []
+
+
+def test_a_config_terraform_would_refuse_is_not_deployable(tmp_path: Path) -> None:
+    def edit(body: dict[str, Any]) -> None:
+        del body["gcp"]
+        body["slos"]["cadence_minutes"] = 7
+        body["alerting"]["receivers"][1]["pagerduty_configs"].append(
+            {"routing_key_secret": "projects/nba-props-platform/secrets/pagerduty-routing-key"}
+        )
+
+    problems = _deployable(tmp_path, edit)
+    assert problems[0].startswith("gcp: section required")
+    assert "cadence_minutes: 7" in problems[1]
+    assert len(problems) == 2  # without gcp.project the two spellings can't be compared
+
+    def same_secret_twice(body: dict[str, Any]) -> None:
+        body["alerting"]["receivers"][1]["pagerduty_configs"].append(
+            {"routing_key_secret": "projects/nba-props-platform/secrets/pagerduty-routing-key"}
+        )
+
+    [problem] = _deployable(tmp_path, same_secret_twice)
+    assert "name the same secret" in problem
