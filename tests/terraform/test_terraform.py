@@ -1092,12 +1092,13 @@ def test_terraform_fmt() -> None:
 
 @pytest.fixture(scope="module")
 def variables_only_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """terraform/variables.tf alone: planning it needs no provider, so validations run offline."""
+    """terraform/variables.tf and config.tf (var.config_file and what it derives) alone:
+    planning them needs no provider, so the validations run offline."""
     work = tmp_path_factory.mktemp("tfvars")
     shutil.copy(TF_DIR / "variables.tf", work / "variables.tf")
+    shutil.copy(TF_DIR / "config.tf", work / "config.tf")
     (work / "outputs.tf").write_text(
-        'variable "config_file" {\n  type = string\n}\noutput "ok" {\n  value = var.region\n}\n',
-        encoding="utf-8",
+        'output "ok" {\n  value = [var.region, local.project_id]\n}\n', encoding="utf-8"
     )
     result = _terraform(work, "init", "-backend=false", "-input=false")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -1120,7 +1121,8 @@ def _terraform(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-GOOD_VARS = ["-var=config_file=opsuite.yaml", "-var=adopt_existing_datasets=true"]
+EXAMPLE_CONFIG_FILE = TF_DIR.parent / "config" / "opsuite.example.yaml"
+GOOD_VARS = [f"-var=config_file={EXAMPLE_CONFIG_FILE}", "-var=adopt_existing_datasets=true"]
 
 
 @needs_terraform
@@ -1151,6 +1153,7 @@ GOOD_VARS = ["-var=config_file=opsuite.yaml", "-var=adopt_existing_datasets=true
         (["-var=runbook_url=http://example.com/runbook"], False),
         (["-var=api_propagation_wait=2m"], True),
         (["-var=api_propagation_wait=soon"], False),
+        (["-var=config_file=opsuite.json"], False),  # not a YAML file
     ],
 )
 def test_variable_validation(
