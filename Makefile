@@ -132,6 +132,7 @@ package: require-config install
 	  rm -rf $(BUILD)/$$fn && mkdir -p $(BUILD)/$$fn && \
 	  cp functions/$$fn/main.py functions/$$fn/requirements.txt $(BUILD)/$$fn/ && \
 	  cp -r shared $(BUILD)/$$fn/shared && \
+	  rm -rf $(BUILD)/$$fn/shared/report_assets && \
 	  find $(BUILD)/$$fn -name __pycache__ -prune -exec rm -rf {} + && \
 	  cp '$(CONFIG)' $(BUILD)/$$fn/opsuite.yaml && echo "packaged $(BUILD)/$$fn" || exit 1; \
 	done

@@ -1,0 +1,450 @@
+"""The report's data layer (:func:`shared.services.report.gather`) on the local stack.
+
+The demo stack is built once for the module (seeded warehouse, tonight's backup, a
+restore drill, a two-day SLO back-fill, a live evaluation, one SLO event routed through
+the alert router and then resolved); each section is checked against the records it is
+read from. Then an empty store, and sources that fail one at a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pytest
+
+from shared.alerting_config import FileConfig, Receiver
+from shared.composition import Adapters
+from shared.config import RatioSli
+from shared.errors import TransientError
+from shared.events import PubSubMessage
+from shared.models import EvaluationRecord, ObjectInfo, RunBucketQuery
+from shared.ports import EvaluationHistory, ObjectStore
+from shared.services.alert_inputs import alert_from_message
+from shared.services.alert_router import LEDGER_PREFIX, RouterDeps, handle_alert
+from shared.services.drill import DrillDeps, DrillRecord, run_drill
+from shared.services.inventory import list_runs
+from shared.services.report import ReportData, gather
+from shared.services.seed import seed_demo
+from shared.services.sla import SlaDeps, SlaRequest, current_status, evaluate, slo_history
+from shared.services.sla_backfill import backfill
+from tests.helpers import BUCKET, Stack, backup_now, make_example_stack
+
+DAYS = 3
+
+
+@dataclass
+class Demo:
+    stack: Stack
+    now: datetime
+    run_id: str
+    drill: DrillRecord
+    fingerprint: str
+    resolved_at: datetime
+
+    @property
+    def history(self) -> EvaluationHistory:
+        assert self.stack.adapters.history is not None
+        return self.stack.adapters.history
+
+
+class ReadOnlyStore:
+    """The stack's store for reading; any write fails the test. ``failing``: a prefix
+    whose listings raise TransientError (the bucket answering 503 for it)."""
+
+    def __init__(self, inner: ObjectStore, failing: str | None = None) -> None:
+        self.inner = inner
+        self.failing = failing
+
+    def list(self, bucket: str, prefix: str) -> list[ObjectInfo]:
+        if self.failing is not None and prefix.startswith(self.failing):
+            raise TransientError(f"503 listing gs://{bucket}/{prefix}")
+        return self.inner.list(bucket, prefix)
+
+    def read(self, bucket: str, name: str) -> bytes:
+        return self.inner.read(bucket, name)
+
+    def read_versioned(self, bucket: str, name: str) -> tuple[bytes, int] | None:
+        return self.inner.read_versioned(bucket, name)
+
+    def open(self, bucket: str, name: str) -> BinaryIO:
+        return self.inner.open(bucket, name)
+
+    def stat(self, bucket: str, name: str) -> ObjectInfo | None:
+        return self.inner.stat(bucket, name)
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"the report wrote to the store: {args[:2]}")
+
+    write = write_once = write_if_generation = delete = _refuse
+
+
+class ReadOnlyHistory:
+    def __init__(self, inner: EvaluationHistory, *, failing: bool = False) -> None:
+        self.inner = inner
+        self.failing = failing
+
+    def read(self, slos: Any, since: datetime, until: datetime) -> list[EvaluationRecord]:
+        if self.failing:
+            raise TransientError("BigQuery: 503 Service Unavailable")
+        return self.inner.read(slos, since, until)
+
+    def append(self, job_id: str, records: Any) -> bool:
+        raise AssertionError("the report appended to the history")
+
+
+def _sla_deps(stack: Stack) -> SlaDeps:
+    return SlaDeps.of(stack.settings, stack.adapters)
+
+
+def _route_first_event(stack: Stack, events: Any) -> tuple[str, datetime]:
+    """The evaluation's first event through the router to local file receivers, then its
+    resolution; the alert's fingerprint and when it ended."""
+    receivers = [
+        Receiver(name=r.name, file_configs=[FileConfig(path=f"alerts/{r.name}.jsonl")])
+        for r in stack.settings.alerting.receivers
+    ]
+    alerting = stack.settings.alerting.model_copy(update={"receivers": receivers})
+    settings = stack.settings.model_copy(update={"alerting": alerting})
+    router = RouterDeps.of(settings, stack.adapters)
+    wanted = {e.message_id for e in events if e.transition.event_type == "slo.breached"}
+    [message, *_] = [m for m in stack.messages("opsuite-alerts") if m["messageId"] in wanted]
+    received = datetime.now(UTC)
+    alert = alert_from_message(
+        PubSubMessage(
+            base64.b64decode(message["data"]), message["attributes"], message["messageId"], None
+        ),
+        topic_kind="alerts",
+        received_at=received,
+    )
+    assert alert is not None
+    assert handle_alert(alert, router).receivers
+    ended = received + timedelta(seconds=5)
+    handle_alert(replace(alert, status="resolved", ends_at=ended), router)
+    return alert.fingerprint, ended
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    stack = make_example_stack(tmp_path_factory.mktemp("report"), time_budget_seconds=2)
+    seed_demo(stack.adapters.warehouse)  # type: ignore[arg-type]
+    run_id = backup_now(stack)
+    a = stack.adapters
+    drilled = run_drill(DrillDeps(stack.settings.backups, a.warehouse, a.store, "local"))
+    assert drilled.record is not None
+    backfill(_sla_deps(stack), days=DAYS - 1)
+    outcome = evaluate(SlaRequest(), _sla_deps(stack))
+    fingerprint, resolved_at = _route_first_event(stack, outcome.events)
+    yield Demo(stack, datetime.now(UTC), run_id, drilled.record, fingerprint, resolved_at)
+    stack.adapters.close()
+
+
+def _read_only(adapters: Adapters, **failing: Any) -> Adapters:
+    assert adapters.history is not None
+    return replace(
+        adapters,
+        store=ReadOnlyStore(adapters.store, failing.get("store")),
+        history=ReadOnlyHistory(adapters.history, failing=failing.get("history", False)),
+    )
+
+
+def _gather(demo: Demo, **failing: Any) -> ReportData:
+    adapters = _read_only(demo.stack.adapters, **failing)
+    return gather(demo.stack.settings, adapters, now=demo.now, days=DAYS)
+
+
+@pytest.fixture(scope="module")
+def report(demo: Demo) -> ReportData:
+    return _gather(demo)
+
+
+# -- (a) from the demo data -------------------------------------------------------------
+def test_every_section_has_data_and_the_json_round_trips(report: ReportData) -> None:
+    assert report.missing() == {}
+    body = json.loads(report.to_json())
+    assert set(body) >= {"slos", "budget", "freshness", "backups", "phases", "incidents"}
+    assert body["backups"]["nights"][0]["instant"].endswith("+00:00")
+    assert "<" not in report.to_json()  # safe inside <script>
+
+
+def test_the_slo_table_is_current_status(demo: Demo, report: ReportData) -> None:
+    expected = {
+        s.slo.name: s.assessment
+        for s in current_status(demo.stack.settings, demo.history, demo.now)
+    }
+    rows = {r.name: r for r in report.slos.rows}
+    assert set(rows) == set(expected)
+    for name, a in expected.items():
+        assert a is not None
+        row, r = rows[name], a.record
+        assert (row.evaluated_at, row.sli, row.good) == (r.at, r.value, r.good)
+        assert (row.compliance, row.budget_remaining) == (r.compliance, r.budget_remaining)
+        assert row.budget_remaining_minutes == round(a.budget.remaining_minutes, 3)
+        assert (row.breaching, row.exhausted, row.burning) == (
+            r.breaching,
+            r.exhausted,
+            tuple(r.burning),
+        )
+        assert row.objective == a.slo.objective and row.severity == a.slo.severity
+    # most urgent first: breaching (by severity), exhausted, burning, ..., ok
+    assert rows["data_freshness"].state == "breaching"
+    urgency = ["breaching", "exhausted", "burning", "unknown", "not evaluated", "ok"]
+    keys = [(urgency.index(r.state), r.severity) for r in report.slos.rows]
+    assert keys == sorted(keys) and len({k[0] for k in keys}) > 1
+
+
+def test_the_budget_series_are_the_history_and_burn_rates_the_assessment(
+    demo: Demo, report: ReportData
+) -> None:
+    settings = demo.stack.settings
+    statuses = {s.slo.name: s.assessment for s in current_status(settings, demo.history, demo.now)}
+    by_slo = {b.slo: b for b in report.budget.slos}
+    for name in ("data_freshness", "phase_success_rate", "model_accuracy"):
+        rows = slo_history(settings, demo.history, name, report.since, demo.now)
+        series = by_slo[name].points
+        assert len(series) == len(rows) > 4 * 24 * (DAYS - 1) - 2  # every back-filled slot
+        assert [(p.at, p.budget_remaining, p.compliance) for p in series] == [
+            (r.at, r.budget_remaining, r.compliance) for r in rows
+        ]
+        a = statuses[name]
+        assert a is not None
+        rates = by_slo[name].burn_rates
+        assert [(b.long_rate, b.short_rate, b.firing, b.threshold) for b in rates] == [
+            (b.long_rate, b.short_rate, b.firing, b.window.rate) for b in a.burns
+        ]
+        assert [b.pair for b in rates] == ["1h/15m", "6h/1h", "3d/6h"]
+        assert [b.notify for b in rates] == ["page", "page", "ticket"]
+    # availability can't be back-filled: its one live evaluation
+    assert len(by_slo["pipeline_availability"].points) == 1
+
+
+def test_freshness_puts_todays_late_tables_first_with_the_newest_ages(
+    demo: Demo, report: ReportData
+) -> None:
+    section = report.freshness
+    assert section.slos == ("data_freshness",)
+    tables = {t.table: t for t in section.tables}
+    assert set(tables) == {t.table for t in demo.stack.settings.health.freshness.tables}
+    [newest] = slo_history(
+        demo.stack.settings, demo.history, "data_freshness", demo.now - timedelta(minutes=15),
+        demo.now,
+    )  # fmt: skip
+    detail = json.loads(newest.detail)
+    for table, age in detail["ages_hours"].items():
+        assert tables[table].age_hours == age and tables[table].measured_at == newest.at
+    # stale: older than the SLO's 24 h, past every table's warn_after (24 h or less)
+    stale = set(detail["stale"])
+    assert stale and all(tables[t].status != "green" != tables[t].today for t in stale)
+    assert tables["nba_precompute.player_shot_zone_analysis"].status == "error"  # > 48 h
+    order = [t.table for t in section.tables]
+    first_green = min(i for i, t in enumerate(section.tables) if t.status == "green")
+    assert all(order.index(t) < first_green for t in stale)
+    # then the tables late earlier today (loaded since), then the oldest first
+    rank = ["error", "warn", "no data", "green"]
+    keys = [
+        (rank.index(t.status), rank.index(t.today), -(t.age_hours or 0.0)) for t in section.tables
+    ]
+    assert keys == sorted(keys)
+    run_history = tables["nba_orchestration.processor_run_history"]
+    assert (run_history.warn_after_hours, run_history.error_after_hours) == (2, 6)
+    assert [d.day for d in run_history.days] == [
+        demo.now.date() - timedelta(days=i) for i in reversed(range(DAYS))
+    ]
+    assert sum(d.evaluations for d in run_history.days) > 4 * 24
+
+
+def test_backups_are_list_runs_with_their_manifests_and_the_drill_record(
+    demo: Demo, report: ReportData
+) -> None:
+    b = demo.stack.settings.backups
+    runs = list_runs(demo.stack.adapters.store, BUCKET, b.prefix)
+    assert [(n.run_id, n.status, n.rows, n.bytes, n.tables) for n in report.backups.nights] == [
+        (r.run_id, r.status, r.rows, r.bytes, r.tables) for r in runs
+    ]
+    [night] = report.backups.nights
+    manifest = demo.stack.manifest(demo.run_id)
+    assert night.files == sum(len(t.files) for t in manifest.tables) > 0
+    assert night.duration_seconds == (manifest.completed_at - manifest.created_at).total_seconds()
+    assert night.verification == "verified" and night.verified_tables == len(manifest.tables)
+
+    drill = report.backups.drill.drill
+    assert drill is not None and report.backups.drill.missing is None
+    record = demo.drill
+    assert drill.projected_hours == record.projected_hours is not None
+    assert drill.throughput_bytes_per_second == record.throughput_bytes_per_second
+    assert (drill.run_id, drill.passed, drill.full_backup_bytes) == (
+        record.run_id,
+        record.passed,
+        record.full_backup_bytes,
+    )
+    assert drill.max_hours == 8 and drill.within_max_hours is (record.projected_hours < 8)
+
+
+def test_phases_per_day_are_the_run_history_as_counted(demo: Demo, report: ReportData) -> None:
+    settings = demo.stack.settings
+    assert report.phases.slo == "phase_success_rate"
+    [slo] = [s for s in settings.slos.objectives if s.name == "phase_success_rate"]
+    assert isinstance(slo.sli, RatioSli)
+    pipeline = settings.health.pipeline
+    assert pipeline is not None
+    # yesterday is covered by the back-fill from end to end: the warehouse's runs of it
+    yesterday = demo.now.date() - timedelta(days=1)
+    start = datetime(yesterday.year, yesterday.month, yesterday.day, tzinfo=UTC)
+    buckets = demo.stack.adapters.warehouse.run_buckets(
+        RunBucketQuery(
+            table=pipeline.ref,
+            phase_column=pipeline.phase_column,
+            status_column=pipeline.status_column,
+            time_column=pipeline.time_column,
+            success_values=tuple(pipeline.success_values),
+            since=start,
+            until=start + timedelta(days=1),
+            bucket_seconds=settings.slos.cadence_minutes * 60,
+        )
+    )
+    expected: dict[str, tuple[int, int]] = {}
+    for bucket in buckets:
+        if bucket.phase in slo.sli.phases:
+            good, runs = expected.get(bucket.phase, (0, 0))
+            expected[bucket.phase] = (good + bucket.succeeded, runs + bucket.runs)
+    assert expected and sum(runs for _, runs in expected.values()) > 0
+    found = {
+        p.phase: next((d.succeeded, d.runs) for d in p.days if d.day == yesterday)
+        for p in report.phases.phases
+    }
+    assert {k: v for k, v in found.items() if v != (0, 0)} == expected
+    [overall] = [d for d in report.phases.overall if d.day == yesterday]
+    assert (overall.succeeded, overall.runs) == tuple(
+        map(sum, zip(*expected.values(), strict=True))
+    )
+
+
+def test_incidents_are_the_ledgers_episodes(demo: Demo, report: ReportData) -> None:
+    store = demo.stack.adapters.store
+    ledger = [json.loads(store.read(BUCKET, o.name)) for o in store.list(BUCKET, LEDGER_PREFIX)]
+    firing = [r for r in ledger if r["status"] == "firing"]
+    assert firing
+    [incident] = report.incidents.incidents
+    assert incident.fingerprint == demo.fingerprint
+    assert incident.opened == datetime.fromisoformat(firing[0]["starts_at"])
+    assert incident.notified == min(datetime.fromisoformat(r["notified_at"]) for r in firing)
+    assert incident.detection_seconds == min(r["detection_seconds"] for r in firing)
+    assert incident.receivers == tuple(sorted({r["receiver"] for r in firing}))
+    assert incident.severity == firing[0]["severity"] and incident.source == "slo"
+    assert (incident.status, incident.resolved) == ("resolved", demo.resolved_at)
+
+
+class RecordedHistory:
+    """A history holding ``rows`` (read as the port reads: since < at <= until)."""
+
+    def __init__(self, rows: list[EvaluationRecord]) -> None:
+        self.rows = rows
+
+    def read(self, slos: Any, since: datetime, until: datetime) -> list[EvaluationRecord]:
+        return [r for r in self.rows if r.slo in slos and since < r.at <= until]
+
+    def append(self, job_id: str, records: Any) -> bool:
+        raise AssertionError("the report appended to the history")
+
+
+def _ratio_row(at: datetime, phases: dict[str, list[int]]) -> EvaluationRecord:
+    good, total = sum(c[0] for c in phases.values()), sum(c[1] for c in phases.values())
+    return EvaluationRecord(
+        at=at, slo="phase_success_rate", kind="ratio", good=good == total, value=good / total,
+        good_events=good, total_events=total, compliance=None, budget_remaining=None,
+        breaching=False, exhausted=False, burning=(), detail=json.dumps({"phases": phases}),
+        recorded_at=at,
+    )  # fmt: skip
+
+
+def test_a_row_counts_its_runs_on_the_day_its_interval_ends_in_and_none_after_now(
+    tmp_path: Path,
+) -> None:
+    stack = make_example_stack(tmp_path)
+    now = datetime.now(UTC).replace(microsecond=0)
+    today = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    yesterday = today - timedelta(days=1)
+    rows = [
+        _ratio_row(yesterday, {"phase_2": [1, 2]}),  # (23:45, 00:00]: the day before
+        _ratio_row(yesterday + timedelta(minutes=15), {"phase_2": [3, 3], "phase_4": [0, 1]}),
+        _ratio_row(now + timedelta(minutes=1), {"phase_2": [5, 5]}),  # after the report's now
+    ]
+    adapters = replace(_read_only(stack.adapters), history=RecordedHistory(rows))
+    try:
+        report = gather(stack.settings, adapters, now=now, days=DAYS)
+    finally:
+        stack.adapters.close()
+
+    by_phase = {
+        p.phase: {d.day: (d.succeeded, d.runs) for d in p.days} for p in report.phases.phases
+    }
+    before = (yesterday - timedelta(days=1)).date()
+    assert by_phase["phase_2"] == {before: (1, 2), yesterday.date(): (3, 3), today.date(): (0, 0)}
+    assert [p.phase for p in report.phases.phases] == ["phase_4", "phase_2"]  # worst first
+    overall = {d.day: (d.succeeded, d.runs, d.status) for d in report.phases.overall}
+    assert overall[yesterday.date()] == (3, 4, "fail")  # 75 % < fail_below 80 %
+    assert overall[before] == (1, 2, "fail") and overall[today.date()] == (0, 0, None)
+    budget = {b.slo: b for b in report.budget.slos}["phase_success_rate"]
+    assert [p.at for p in budget.points] == [rows[0].at, rows[1].at]
+
+
+# -- (b) an empty store -----------------------------------------------------------------
+def test_an_empty_stack_reports_what_is_missing_in_every_section(tmp_path: Path) -> None:
+    stack = make_example_stack(tmp_path)
+    try:
+        report = gather(
+            stack.settings, _read_only(stack.adapters), now=datetime.now(UTC), days=DAYS
+        )
+    finally:
+        stack.adapters.close()
+    missing = report.missing()
+    assert set(missing) == {
+        "slos", "budget", "freshness", "backups", "drill", "phases", "incidents",
+    }  # fmt: skip
+    assert "no SLO evaluations yet" in missing["slos"]
+    assert "opsuite sla backfill" in missing["slos"] and "opsuite sla evaluate" in missing["slos"]
+    assert "opsuite sla backfill" in missing["budget"]
+    assert "opsuite sla backfill" in missing["freshness"]
+    assert "opsuite backup" in missing["backups"] and "09:30 UTC" in missing["backups"]
+    assert "opsuite drill" in missing["drill"]
+    assert "phase_success_rate" in missing["phases"]
+    assert "ledger" in missing["incidents"]
+    assert report.slos.rows == () and report.backups.nights == ()
+    assert json.loads(report.to_json())["backups"]["drill"]["drill"] is None
+
+
+# -- (c) one source failing -------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("failing", "failed"),
+    [
+        ({"store": "backups/"}, {"backups", "drill"}),
+        ({"store": LEDGER_PREFIX}, {"incidents"}),
+        ({"history": True}, {"slos", "budget", "freshness", "phases"}),
+    ],
+    ids=["backup-listing", "ledger-listing", "history"],
+)
+def test_a_failing_source_is_reported_in_its_own_sections_only(
+    demo: Demo, report: ReportData, failing: dict[str, Any], failed: set[str]
+) -> None:
+    partial = _gather(demo, **failing)
+
+    missing = partial.missing()
+    assert set(missing) == failed
+    assert all("TransientError" in why and "503" in why for why in missing.values())
+    same: dict[str, Callable[[ReportData], object]] = {
+        "slos": lambda r: r.slos,
+        "budget": lambda r: r.budget,
+        "freshness": lambda r: r.freshness,
+        "backups": lambda r: r.backups.nights,
+        "drill": lambda r: r.backups.drill,
+        "phases": lambda r: r.phases,
+        "incidents": lambda r: r.incidents,
+    }
+    for name, section in same.items():
+        if name not in failed:
+            assert section(partial) == section(report), name
