@@ -808,6 +808,36 @@ def _bench_routed_deliveries(tmp: Path, deliveries: int) -> dict[str, Any]:
     return {"routed_delivery_p50_ms": pct(0.50), "routed_delivery_p99_ms": pct(0.99)}
 
 
+def bench_report(repeats: int) -> dict[str, Any]:
+    """``opsuite report`` over 28 days of back-filled demo history (the SLA bench's stack):
+    build time (gather + render + write), the file's size and what it is made of."""
+    from shared.cli.report import write_report
+    from shared.report_assets import vega_scripts
+    from shared.services.sla import cadence_of, evaluation_instant
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = _sla_settings(Path(tmp) / "s")
+        end = evaluation_instant(settings, datetime.now(UTC)) - cadence_of(settings)
+        stack = _sla_stack(Path(tmp) / "history", 28, end)
+        output = Path(tmp) / "report.html"
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            write_report(stack["settings"], stack["adapters"], output, 28)
+            times.append(time.perf_counter() - t0)
+        size = output.stat().st_size
+        stack["adapters"].close()
+    scripts = len(vega_scripts().encode())
+    return {
+        "days": 28,
+        "history_rows": stack["backfill"]["rows"],
+        "build_s": round(statistics.median(times), 2),
+        "bytes": size,
+        "script_bytes": scripts,
+        "rest_bytes": size - scripts,
+    }
+
+
 def _count_routes(route: Any) -> Any:
     yield route
     for child in route.routes:
@@ -821,6 +851,7 @@ SECTIONS = (
     "restore",
     "sla",
     "alerts",
+    "report",
     "export",
     "memory",
 )
@@ -876,6 +907,8 @@ def main() -> None:
         run("sla", lambda: bench_sla(3 if quick else 7))
     if "alerts" in only:
         run("alerts", lambda: bench_alerts(5_000 if quick else 50_000, 50 if quick else 300))
+    if "report" in only:
+        run("report", lambda: bench_report(1 if quick else 3))
     if "export" in only:
         run("export", lambda: bench_export(100_000 if quick else 1_000_000, 1 if quick else 3))
     if "memory" in only:
@@ -972,6 +1005,15 @@ def write_markdown(path: Path, r: dict[str, Any]) -> None:
             f"{a['deliveries']} alerts one by one, each its own group, states accumulating | "
             f"p50 **{a['routed_delivery_p50_ms']} ms**, p99 **{a['routed_delivery_p99_ms']} ms** "
             "| | | grows with the stored alert states |",
+        ]
+    if "report" in r:
+        p = r["report"]
+        lines += [
+            f"| `opsuite report`, {p['days']} days of demo history ({p['history_rows']:,} "
+            f"evaluation rows): gather + render + write | **{p['build_s']} s**, "
+            f"{p['bytes'] / 1e6:.2f} MB ({p['script_bytes'] / 1e6:.2f} MB the inlined Vega "
+            f"scripts, {p['rest_bytes'] / 1e6:.2f} MB the page and its data) | | | "
+            "≤ 2 MB: opens instantly, mails as an attachment |",
         ]
     lines += ["", "Notes"]
     if "orchestration" in r:

@@ -23,7 +23,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from shared.cli import alerts, backups, drill, health, sla
+from shared.cli import alerts, backups, drill, health, report, sla
 from shared.cli.common import (
     EXIT_BROKEN_PIPE,
     EXIT_CONFIG,
@@ -54,7 +54,7 @@ __all__ = [
     "main",
 ]
 
-FAMILIES: tuple[Family, ...] = (backups, drill, health, sla, alerts)
+FAMILIES: tuple[Family, ...] = (backups, drill, health, sla, alerts, report)
 """The command families, in the order ``opsuite --help`` lists their commands."""
 
 

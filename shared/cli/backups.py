@@ -330,11 +330,21 @@ def cmd_demo(settings: Settings, adapters: Adapters, args: argparse.Namespace) -
         print(f"SLOs            {len(evaluation.assessments)} evaluated, "
               f"{len(breaching)} breaching ({', '.join(breaching) or 'none'}), "
               f"{len(evaluation.events)} events on {settings.slos.alerts_topic}")  # fmt: skip
+    from shared.cli.report import write_report
+
+    report_path = Path(settings.local.root) / "report.html"
+    report_started = time.monotonic()
+    missing = write_report(settings, adapters, report_path, 28)
+    absent = ", ".join(m.split(":")[0] for m in missing)
+    print(f"report          {report_path} ({report_path.stat().st_size / 1e6:.2f} MB, "
+          f"{time.monotonic() - report_started:.1f} s; open it in a browser)"
+          + (f"; no data: {absent}" if missing else ""))  # fmt: skip
     print(f"total           {time.monotonic() - t0:.1f}s")
     print(
         "next            opsuite backups list | opsuite verify RUN | "
         "opsuite restore --run RUN --dry-run"
         + (" | opsuite sla status | opsuite sla history NAME" if evaluation else "")
+        + " | opsuite report"
     )
     ok = manifest.status == "complete" and report.ok and record.passed
     return EXIT_OK if ok else EXIT_PROBLEMS

@@ -72,6 +72,10 @@ def test_demo(config: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert "complete, 4/4 tables" in out
     # the default sample: the smallest table with rows (2700) and the largest (5400)
     assert "restore drill   passed: 8100/8100 rows, content equal" in out
+    # the demo ends by writing the report and printing where
+    [line] = [x for x in out.splitlines() if x.startswith("report          ")]
+    path = Path(line.split()[1])
+    assert path.name == "report.html" and path.read_text().startswith("<!doctype html>")
 
 
 def test_health_exit_codes_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

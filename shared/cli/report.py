@@ -1,0 +1,55 @@
+"""``opsuite report``: the pipeline's health, SLOs, backups and incidents in one HTML file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from shared.cli.common import EXIT_OK, Subcommands, add_command
+from shared.composition import Adapters
+from shared.config import Settings
+from shared.errors import BadInput
+
+
+def register(sub: Subcommands) -> None:
+    r = add_command(
+        sub,
+        "report",
+        cmd_report,
+        help="one self-contained HTML file: SLOs, budgets, freshness, backups, incidents",
+    )
+    r.add_argument("--days", type=int, default=28, help="the window, in days (default 28)")
+    r.add_argument(
+        "--output", default="report.html", help="the file to write (default report.html)"
+    )
+
+
+def write_report(settings: Settings, adapters: Adapters, output: Path, days: int) -> list[str]:
+    """Gather, render and write the report; the sections that had no data."""
+    from shared.report_assets import vega_scripts
+    from shared.services.report import gather
+    from shared.services.report_html import render
+
+    data = gather(settings, adapters, now=datetime.now(UTC), days=days)
+    page = render(data, vega_scripts())
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temporary = output.with_name(f".{output.name}.tmp")
+    temporary.write_text(page, encoding="utf-8")
+    temporary.replace(output)  # a reader never sees half a report
+    return [f"{name}: {why}" for name, why in data.missing().items()]
+
+
+def cmd_report(settings: Settings, adapters: Adapters, args: argparse.Namespace) -> int:
+    if args.days < 1:
+        raise BadInput(f"--days must be at least 1, got {args.days}")
+    output = Path(args.output)
+    started = time.monotonic()
+    missing = write_report(settings, adapters, output, args.days)
+    size = output.stat().st_size
+    print(f"report: {output} ({size / 1e6:.2f} MB, {time.monotonic() - started:.1f} s)")
+    for line in missing:
+        print(f"  no data: {line}", file=sys.stderr)
+    return EXIT_OK

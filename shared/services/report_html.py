@@ -1,0 +1,484 @@
+"""The ops report as one self-contained HTML file (``opsuite report``).
+
+Everything is inline: the vendored Vega-Lite scripts (:mod:`shared.report_assets`), the
+styles, the chart specs with their data as ``values``. A Content-Security-Policy forbids
+every fetch, so the file opens anywhere without the network and can't leak anything.
+Charts render as SVG (each mark carries an ``aria-label`` with its values); the numbers
+that matter are also in plain tables (sorted by urgency, as :mod:`shared.services.report`
+orders them) whose cells carry ``data-*`` attributes, so a person, a screen reader and a
+test read the same values. A section without data says what is missing instead of
+drawing an empty chart. Colours: Okabe-Ito (colour-blind safe), dark text on light.
+
+When every chart has rendered, ``<body data-ready="true">``; a chart that fails sets
+``data-error``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from shared.services.report import ReportData
+
+#: Okabe-Ito: distinguishable with every common colour-vision deficiency
+OK, WARN, BAD, NODATA = "#009E73", "#E69F00", "#D55E00", "#BBBBBB"
+BLUE, SKY, PURPLE, YELLOW = "#0072B2", "#56B4E9", "#CC79A7", "#F0E442"
+#: points per SLO in the budget chart: enough for 28 days at hourly resolution
+MAX_POINTS = 700
+
+_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; "
+    "style-src 'unsafe-inline'; img-src data:; font-src 'none'; connect-src 'none'"
+)  # Vega compiles its expressions with Function(): 'unsafe-eval', nothing from anywhere
+
+_STYLE = """
+body { font: 14px/1.45 system-ui, sans-serif; color: #1a1a1a; background: #fff; margin: 0 auto;
+       max-width: 1200px; padding: 16px 24px 48px; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 28px 0 8px; }
+.meta { color: #444; margin: 0 0 12px; }
+table { border-collapse: collapse; margin: 8px 0 12px; }
+th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.missing { background: #f6f6f6; border-left: 4px solid #888; padding: 8px 12px; }
+.state { font-weight: 600; padding: 1px 6px; border-radius: 3px; color: #1a1a1a; }
+.state-breaching, .state-exhausted, .state-failed, .state-error, .state-open
+  { background: #f3c9b0; } /* vermillion, light */
+.state-burning, .state-partial, .state-warn { background: #f7ddb0; } /* orange, light */
+.state-ok, .state-complete, .state-resolved, .state-green, .state-pass { background: #b8e3d3; }
+.chart { margin: 4px 0 8px; }
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _pct(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value * 100:.{digits}f} %"
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}".rstrip("0").rstrip(".")
+
+
+def _state(text: str) -> str:
+    return f'<span class="state state-{_e(text.replace(" ", "-"))}">{_e(text)}</span>'
+
+
+def _missing(section: str, why: str) -> str:
+    return f'<p class="missing" data-missing="{_e(section)}">No data yet: {_e(why)}</p>'
+
+
+def _json(value: Any) -> str:
+    """JSON safe inside a ``<script>`` element."""
+    text = json.dumps(value, separators=(",", ":"), allow_nan=False, default=str)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+class _Charts:
+    """Vega-Lite specs by element id, embedded once at the end of the page."""
+
+    def __init__(self) -> None:
+        self.specs: dict[str, dict[str, Any]] = {}
+
+    def add(self, name: str, spec: dict[str, Any], title: str) -> str:
+        spec = {
+            "$schema": "https://vega.github.io/schema/vega-lite/v6.json",  # never fetched
+            "config": {"font": "sans-serif", "view": {"stroke": None}},
+            **spec,
+        }
+        self.specs[name] = spec
+        return (
+            f'<div class="chart" id="chart-{_e(name)}" role="img" aria-label="{_e(title)}"></div>'
+        )
+
+
+def _thin(points: Sequence[Any], limit: int = MAX_POINTS) -> list[Any]:
+    """At most ``limit`` points, evenly spaced, the first and the newest kept."""
+    if len(points) <= limit:
+        return list(points)
+    step = len(points) / (limit - 1)
+    picked = [points[int(i * step)] for i in range(limit - 1)]
+    return [*picked, points[-1]]
+
+
+def _slo_table(data: ReportData) -> str:
+    section = data.slos
+    if section.missing:
+        return _missing("slos", section.missing)
+    rows = []
+    for r in section.rows:
+        minutes = (
+            "—" if r.budget_remaining_minutes is None else f"{r.budget_remaining_minutes:,.0f}"
+        )
+        rows.append(
+            f'<tr data-slo="{_e(r.name)}">'
+            f"<td>{_e(r.name)}</td><td>{_e(r.severity)}</td>"
+            f'<td class="num">{_pct(r.objective)}</td>'
+            f'<td class="num" data-field="sli" data-value="{_e(r.sli)}">{_num(r.sli)}</td>'
+            f'<td class="num" data-field="compliance" data-value="{_e(r.compliance)}">'
+            f"{_pct(r.compliance)}</td>"
+            f'<td class="num" data-field="budget_remaining" data-value="{_e(r.budget_remaining)}">'
+            f"{_pct(r.budget_remaining, 1)}</td>"
+            f'<td class="num">{minutes}</td>'
+            f'<td data-field="state">{_state(r.state)}</td>'
+            f"<td>{_e(', '.join(r.burning))}</td></tr>"
+        )
+    return (
+        '<table id="slo-table"><thead><tr><th>SLO</th><th>severity</th>'
+        '<th class="num">objective</th><th class="num">SLI now</th>'
+        '<th class="num">compliance</th><th class="num">budget left</th>'
+        '<th class="num">minutes left</th><th>state</th><th>burning</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _budget(data: ReportData, charts: _Charts) -> str:
+    section = data.budget
+    if section.missing:
+        return _missing("budget", section.missing)
+    values = [
+        {"slo": b.slo, "at": p.at.isoformat(), "budget": p.budget_remaining}
+        for b in section.slos
+        for p in _thin([p for p in b.points if p.budget_remaining is not None])
+    ]
+    burns = [
+        {
+            "slo": b.slo,
+            "pair": r.pair,
+            "rate": r.long_rate,
+            "threshold": r.threshold,
+            "firing": "firing" if r.firing else "below",
+        }
+        for b in section.slos
+        for r in b.burn_rates
+        if r.long_rate is not None
+    ]
+    out = []
+    if values:
+        out.append(
+            charts.add(
+                "budget",
+                {
+                    "width": 1050,
+                    "height": 260,
+                    "data": {"values": values},
+                    "layer": [
+                        {
+                            "mark": {"type": "line", "interpolate": "step-after"},
+                            "encoding": {
+                                "x": {"field": "at", "type": "temporal", "title": None},
+                                "y": {"field": "budget", "type": "quantitative",
+                                      "title": "error budget left", "axis": {"format": "%"}},
+                                "color": {"field": "slo", "type": "nominal", "title": "SLO",
+                                          "scale": {"range": [BLUE, BAD, OK, WARN, PURPLE,
+                                                              SKY, "#000000"]}},
+                            },
+                        },
+                        {"mark": {"type": "rule", "color": "#333", "strokeDash": [4, 3]},
+                         "encoding": {"y": {"datum": 0}}},
+                    ],
+                },
+                "error budget left per SLO over the window",
+            )
+        )  # fmt: skip
+    else:
+        out.append(_missing("budget", "no evaluation with a budget in the window yet"))
+    if burns:
+        out.append(
+            charts.add(
+                "burn",
+                {
+                    "width": 160,
+                    "height": 160,
+                    "data": {"values": burns},
+                    "facet": {"column": {"field": "slo", "type": "nominal", "title": None}},
+                    "spec": {
+                        "layer": [
+                            {
+                                "mark": "bar",
+                                "encoding": {
+                                    "x": {"field": "pair", "type": "nominal", "title": None},
+                                    "y": {"field": "rate", "type": "quantitative",
+                                          "title": "burn rate (long window)"},
+                                    "color": {"field": "firing", "type": "nominal",
+                                              "title": None, "scale": {
+                                                  "domain": ["below", "firing"],
+                                                  "range": [SKY, BAD]}},
+                                },
+                            },
+                            {
+                                "mark": {"type": "tick", "color": "#000", "thickness": 2},
+                                "encoding": {
+                                    "x": {"field": "pair", "type": "nominal"},
+                                    "y": {"field": "threshold", "type": "quantitative"},
+                                },
+                            },
+                        ]
+                    },
+                    "resolve": {"scale": {"y": "independent"}},
+                },
+                "burn rates per SLO and window pair against their alert thresholds",
+            )
+        )  # fmt: skip
+    return "".join(out)
+
+
+def _freshness(data: ReportData, charts: _Charts) -> str:
+    section = data.freshness
+    if section.missing:
+        return _missing("freshness", section.missing)
+    order = [t.table for t in section.tables]
+    values = [
+        {"table": t.table, "day": d.day.isoformat(), "status": d.status,
+         "max_age_hours": d.max_age_hours}
+        for t in section.tables
+        for d in t.days
+    ]  # fmt: skip
+    late = [t for t in section.tables if t.today in ("warn", "error") or t.status != "green"]
+    table = "".join(
+        f'<tr data-table="{_e(t.table)}"><td>{_e(t.table)}</td>'
+        f'<td data-field="now">{_state(t.status)}</td><td>{_state(t.today)}</td>'
+        f'<td class="num">{_num(t.age_hours, 1)}</td>'
+        f'<td class="num">{_num(t.warn_after_hours, 0)} / {_num(t.error_after_hours, 0)}</td></tr>'
+        for t in late
+    )
+    listing = (
+        '<table id="late-tables"><thead><tr><th>late table</th><th>now</th><th>today</th>'
+        '<th class="num">age (h)</th><th class="num">warn / error (h)</th></tr></thead>'
+        f"<tbody>{table}</tbody></table>"
+        if late
+        else "<p>No table is late today.</p>"
+    )
+    chart = charts.add(
+        "freshness",
+        {
+            "width": 820,
+            "height": {"step": 16},
+            "data": {"values": values},
+            "mark": {"type": "rect", "stroke": "#fff", "strokeWidth": 1},
+            "encoding": {
+                "x": {"field": "day", "type": "ordinal", "title": None,
+                      "axis": {"labelAngle": -45}},
+                "y": {"field": "table", "type": "nominal", "sort": order, "title": None,
+                      "axis": {"labelLimit": 320}},
+                "color": {"field": "status", "type": "nominal", "title": "freshness",
+                          "scale": {"domain": ["green", "warn", "error", "no data"],
+                                    "range": [OK, WARN, BAD, NODATA]}},
+                "tooltip": [{"field": "table"}, {"field": "day"}, {"field": "status"},
+                            {"field": "max_age_hours", "title": "oldest (h)"}],
+            },
+        },
+        "freshness per table per day: green, warn, error",
+    )  # fmt: skip
+    return listing + chart
+
+
+def _backups(data: ReportData, charts: _Charts) -> str:
+    section = data.backups
+    if section.missing:
+        out = [_missing("backups", section.missing)]
+    else:
+        rows = "".join(
+            f'<tr data-run="{_e(n.run_id)}"><td>{_e(n.run_id)}</td>'
+            f'<td data-field="status">{_state(n.status)}</td>'
+            f'<td class="num" data-field="tables">{n.tables}</td>'
+            f'<td class="num" data-field="rows">{n.rows:,}</td>'
+            f'<td class="num" data-field="bytes" data-value="{n.bytes}">'
+            f"{n.bytes / 1e6:,.2f} MB</td>"
+            f'<td class="num" data-field="files">{n.files}</td>'
+            f'<td class="num">{_num(n.duration_seconds, 1)}</td>'
+            f"<td>{_e(n.verification)}</td></tr>"
+            for n in section.nights
+        )
+        out = [
+            '<table id="backup-table"><thead><tr><th>night</th><th>status</th>'
+            '<th class="num">tables</th><th class="num">rows</th><th class="num">size</th>'
+            '<th class="num">files</th><th class="num">duration (s)</th>'
+            f"<th>verification</th></tr></thead><tbody>{rows}</tbody></table>",
+            charts.add(
+                "backups",
+                {
+                    "width": 1050,
+                    "height": 160,
+                    "data": {"values": [
+                        {"night": n.run_id, "mb": n.bytes / 1e6, "status": n.status}
+                        for n in section.nights
+                    ]},
+                    "mark": "bar",
+                    "encoding": {
+                        "x": {"field": "night", "type": "ordinal", "title": None,
+                              "sort": "ascending"},
+                        "y": {"field": "mb", "type": "quantitative", "title": "MB exported"},
+                        "color": {"field": "status", "type": "nominal", "title": None,
+                                  "scale": {"domain": ["complete", "partial", "failed",
+                                                       "in progress"],
+                                            "range": [OK, WARN, BAD, NODATA]}},
+                    },
+                },
+                "bytes exported per night by status",
+            ),
+        ]  # fmt: skip
+    drill = section.drill
+    if drill.missing or drill.drill is None:
+        out.append(_missing("drill", drill.missing or "no restore drill recorded"))
+    else:
+        d = drill.drill
+        within = {True: "within", False: "over", None: "unknown against"}[d.within_max_hours]
+        out.append(
+            f'<p id="drill" data-projected-hours="{_e(d.projected_hours)}" '
+            f'data-max-hours="{_e(d.max_hours)}">Newest restore drill {_e(d.date)}: '
+            f"{_state('pass' if d.passed else 'failed')} — {d.sample_tables} sample table(s), "
+            f"{d.sample_bytes / 1e6:,.2f} MB in {d.sample_seconds:,.1f} s "
+            f"({_num((d.throughput_bytes_per_second or 0) / 1e6, 2)} MB/s); full restore "
+            f"projected at <b>{_duration(d.projected_hours)}</b>, {within} the "
+            f"{_num(d.max_hours, 0)} h SLA.</p>"
+        )
+    return "".join(out)
+
+
+def _phases(data: ReportData, charts: _Charts) -> str:
+    section = data.phases
+    if section.missing:
+        return _missing("phases", section.missing)
+    values = [
+        {"phase": p.phase, "day": d.day.isoformat(), "ratio": d.ratio,
+         "status": d.status or "no data", "runs": d.runs}
+        for p in section.phases
+        for d in p.days
+    ]  # fmt: skip
+    order = [p.phase for p in section.phases]
+    return charts.add(
+        "phases",
+        {
+            "width": 820,
+            "height": {"step": 22},
+            "data": {"values": values},
+            "mark": {"type": "rect", "stroke": "#fff", "strokeWidth": 1},
+            "encoding": {
+                "x": {"field": "day", "type": "ordinal", "title": None,
+                      "axis": {"labelAngle": -45}},
+                "y": {"field": "phase", "type": "nominal", "sort": order, "title": None},
+                "color": {"field": "status", "type": "nominal", "title": "success",
+                          "scale": {"domain": ["pass", "warn", "fail", "no data"],
+                                    "range": [OK, WARN, BAD, NODATA]}},
+                "tooltip": [{"field": "phase"}, {"field": "day"},
+                            {"field": "ratio", "format": ".1%"}, {"field": "runs"}],
+            },
+        },
+        "pipeline phase success per day",
+    )  # fmt: skip
+
+
+def _incidents(data: ReportData, charts: _Charts) -> str:
+    section = data.incidents
+    if section.missing:
+        return _missing("incidents", section.missing)
+    values = [
+        {"alert": i.alertname, "opened": _ms(i.opened),
+         "until": _ms(i.resolved or data.generated_at), "severity": i.severity,
+         "status": i.status}
+        for i in section.incidents
+    ]  # fmt: skip
+    rows = "".join(
+        f'<tr data-fingerprint="{_e(i.fingerprint)}"><td>{_e(i.alertname)}</td>'
+        f"<td>{_e(i.severity)}</td><td>{_state(i.status)}</td>"
+        f"<td>{_e(_at(i.opened))}</td><td>{_e(_at(i.notified))}</td>"
+        f"<td>{_e(_at(i.resolved))}</td>"
+        f'<td class="num" data-field="detection" data-value="{_e(i.detection_seconds)}">'
+        f"{_num(None if i.detection_seconds is None else i.detection_seconds / 60, 1)}</td>"
+        f"<td>{_e(', '.join(i.receivers))}</td></tr>"
+        for i in section.incidents
+    )
+    chart = charts.add(
+        "incidents",
+        {
+            "width": 1050,
+            "height": {"step": 18},
+            "data": {"values": values},
+            "mark": {"type": "bar", "cornerRadius": 2},
+            "encoding": {
+                "x": {"field": "opened", "type": "temporal", "title": None},
+                "x2": {"field": "until"},
+                "y": {"field": "alert", "type": "nominal", "title": None},
+                "color": {"field": "severity", "type": "nominal",
+                          "scale": {"domain": ["P0", "P1", "P2", "P3"],
+                                    "range": [BAD, WARN, BLUE, SKY]}},
+            },
+        },
+        "incidents from opened to resolved (open ones to now)",
+    )  # fmt: skip
+    table = (
+        '<table id="incident-table"><thead><tr><th>alert</th><th>severity</th><th>status</th>'
+        "<th>opened</th><th>notified</th><th>resolved</th>"
+        '<th class="num">detection (min)</th><th>receivers</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
+    )
+    return chart + table
+
+
+def _ms(moment: datetime) -> int:
+    """Epoch milliseconds: what a Vega-Lite temporal scale takes as a domain and as data."""
+    return round(moment.timestamp() * 1000)
+
+
+def _duration(hours: float | None) -> str:
+    if hours is None:
+        return "—"
+    if hours >= 1:
+        return f"{hours:,.2f} h"
+    if hours * 60 >= 1:
+        return f"{hours * 60:,.1f} min"
+    return f"{hours * 3600:,.1f} s"
+
+
+def _at(moment: datetime | None) -> str:
+    return "—" if moment is None else f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def render(data: ReportData, scripts: str) -> str:
+    """The report page; ``scripts``: the vendored Vega scripts as ``<script>`` elements."""
+    charts = _Charts()
+    body = [
+        "<h2>SLOs</h2>",
+        _slo_table(data),
+        "<h2>Error budget and burn rates</h2>",
+        _budget(data, charts),
+        "<h2>Freshness</h2>",
+        _freshness(data, charts),
+        "<h2>Backups and restore drill</h2>",
+        _backups(data, charts),
+        "<h2>Pipeline phases</h2>",
+        _phases(data, charts),
+        "<h2>Incidents</h2>",
+        _incidents(data, charts),
+    ]
+    missing = data.missing()
+    summary = f"{len(missing)} section(s) without data: {', '.join(missing)}." if missing else ""
+    boot = (
+        "const specs = JSON.parse(document.getElementById('specs').textContent);"
+        "Promise.all(Object.entries(specs).map(([name, spec]) =>"
+        " vegaEmbed('#chart-' + name, spec, {renderer: 'svg', actions: false})))"
+        ".then(() => { document.body.dataset.ready = 'true'; })"
+        ".catch((e) => { document.body.dataset.error = String(e); console.error(e); });"
+    )
+    return (
+        "<!doctype html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>opsuite report {data.generated_at:%Y-%m-%d %H:%M} UTC</title>"
+        f"<style>{_STYLE}</style></head>"
+        "<body>"
+        "<h1>Pipeline operations report</h1>"
+        f'<p class="meta">Generated {_e(_at(data.generated_at))} from the {_e(data.backend)} '
+        f"backend; the last {data.days} day(s) (since {_e(_at(data.since))}). {_e(summary)}</p>"
+        + "".join(body)
+        + scripts
+        + f'<script type="application/json" id="specs">{_json(charts.specs)}</script>'
+        + f"<script>{boot}</script>"
+        + "</body></html>\n"
+    )

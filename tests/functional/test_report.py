@@ -1,0 +1,152 @@
+"""``opsuite report``: one self-contained HTML file from the suite's own data.
+
+The demo stack of tests/functional/test_report_data.py (seeded warehouse, a backup, a
+drill, two days of SLO history, an evaluation, one alert routed and resolved) is reported
+through the real CLI; the rendered numbers are compared with ``opsuite sla status --json``
+and the underlying data, and the page is checked to fetch nothing and to escape what it
+shows. A browser opens it in tests/functional/test_report_browser.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from shared.cli import main
+from shared.report_assets import ASSETS, vega_scripts
+from shared.services.report import ReportData
+from shared.services.report_html import render
+from tests.functional.test_report_data import DAYS, Demo, demo, report  # noqa: F401 (fixtures)
+from tests.helpers import make_example_stack
+
+
+class _Cells(HTMLParser):
+    """Every element's attributes, and the text of each element with data-field."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs)))
+
+
+def _elements(page: str) -> list[tuple[str, dict[str, str | None]]]:
+    parser = _Cells()
+    parser.feed(page)
+    return parser.elements
+
+
+def _cli(config: Path, *args: str) -> int:
+    return main(["--config", str(config), *args])
+
+
+@pytest.fixture(scope="module")
+def page(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:  # noqa: F811
+    output = tmp_path_factory.mktemp("page") / "report.html"
+    assert _cli(demo.stack.config, "report", "--days", str(DAYS), "--output", str(output)) == 0
+    return output, output.read_text(encoding="utf-8")
+
+
+def test_the_report_is_one_file_that_fetches_nothing(page: tuple[Path, str]) -> None:
+    _path, text = page
+    elements = _elements(text)
+    # no external script, stylesheet, image, font or frame: every reference is inline
+    for tag, attrs in elements:
+        for name in ("src", "href"):
+            assert attrs.get(name) is None, (tag, attrs)
+    assert not [t for t, _ in elements if t in ("link", "iframe", "img", "object", "embed")]
+    [csp] = [a["content"] for t, a in elements if a.get("http-equiv") == "Content-Security-Policy"]
+    assert csp is not None and "connect-src 'none'" in csp and "default-src 'none'" in csp
+    # the three vendored scripts, inline and whole
+    assert vega_scripts() in text
+    assert [a.version for a in ASSETS] == ["6.4.0", "6.5.0", "7.3.0"]
+    assert 0.84e6 < len(text.encode()) < 2e6  # the scripts are 0.84 MB of it
+
+
+def test_the_slo_table_shows_what_sla_status_says(
+    demo: Demo,  # noqa: F811
+    page: tuple[Path, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    capsys.readouterr()
+    assert _cli(demo.stack.config, "sla", "status", "--json") in (0, 1)  # 1: some breach
+    status = {s["slo"]: s for s in json.loads(capsys.readouterr().out)}
+    _path, text = page
+    rows: dict[str, dict[str, str | None]] = {}
+    current = None
+    for tag, attrs in _elements(text):
+        if tag == "tr" and attrs.get("data-slo"):
+            current = attrs["data-slo"]
+            rows[str(current)] = {}
+        elif tag == "td" and current and attrs.get("data-field"):
+            rows[str(current)][str(attrs["data-field"])] = attrs.get("data-value")
+    assert set(rows) == set(status)
+    for name, cells in rows.items():
+        for field in ("compliance", "budget_remaining"):
+            shown, expected = cells[field], status[name][field]
+            assert (None if shown in (None, "") else float(shown)) == expected, (name, field)
+
+
+def test_backups_drill_and_incidents_are_the_data(
+    page: tuple[Path, str],
+    report: ReportData,  # noqa: F811
+) -> None:
+    _path, text = page
+    elements = _elements(text)
+    runs = {a["data-run"] for t, a in elements if t == "tr" and a.get("data-run")}
+    assert runs == {n.run_id for n in report.backups.nights}
+    drill = report.backups.drill.drill
+    assert drill is not None
+    [(_, attrs)] = [(t, a) for t, a in elements if a.get("id") == "drill"]
+    assert float(str(attrs["data-projected-hours"])) == drill.projected_hours
+    assert float(str(attrs["data-max-hours"])) == drill.max_hours == 8
+    fingerprints = [a["data-fingerprint"] for t, a in elements if a.get("data-fingerprint")]
+    assert fingerprints == [i.fingerprint for i in report.incidents.incidents]
+    specs = json.loads(re.search(r'id="specs">(.*?)</script>', text, re.S).group(1))  # type: ignore[union-attr]
+    assert set(specs) == {"budget", "burn", "freshness", "backups", "phases", "incidents"}
+    heat = {(v["table"], v["day"]): v["status"] for v in specs["freshness"]["data"]["values"]}
+    expected = {
+        (t.table, d.day.isoformat()): d.status for t in report.freshness.tables for d in t.days
+    }
+    assert heat == expected
+
+
+def test_an_empty_store_says_what_is_missing_per_section(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = make_example_stack(tmp_path)
+    output = tmp_path / "empty.html"
+    assert _cli(stack.config, "report", "--output", str(output)) == 0
+    text = output.read_text(encoding="utf-8")
+    missing = {a["data-missing"] for _t, a in _elements(text) if a.get("data-missing")}
+    assert missing == {"slos", "budget", "freshness", "backups", "drill", "phases", "incidents"}
+    assert text.count("No data yet:") == 7
+    assert "opsuite sla evaluate" in text  # says how to get the data
+    err = capsys.readouterr().err
+    assert err.count("no data:") == 7
+    assert 'id="chart-' not in text  # no empty chart drawn
+
+
+def test_what_the_report_shows_is_escaped(report: ReportData) -> None:  # noqa: F811
+    hostile = "<img src=x onerror=alert(1)></script><script>alert(2)</script>"
+    incidents = report.incidents
+    first = replace(incidents.incidents[0], alertname=hostile)
+    data = replace(
+        report, incidents=replace(incidents, incidents=(first, *incidents.incidents[1:]))
+    )
+    text = render(data, "")
+    assert "<img src=x" not in text and "<script>alert(2)" not in text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in text  # the table cell, escaped
+    assert "\\u003cimg src=x" in text  # the chart's data, as JSON that can't close the script
+
+
+def test_days_must_be_positive(demo: Demo, tmp_path: Path) -> None:  # noqa: F811
+    assert (
+        _cli(demo.stack.config, "report", "--days", "0", "--output", str(tmp_path / "r.html")) == 64
+    )
