@@ -25,15 +25,26 @@ def register(sub: Subcommands) -> None:
     r.add_argument(
         "--output", default="report.html", help="the file to write (default report.html)"
     )
+    r.add_argument(
+        "--at",
+        help="the report's instant, ISO 8601 with a zone (default now): the window ends there",
+    )
 
 
-def write_report(settings: Settings, adapters: Adapters, output: Path, days: int) -> list[str]:
-    """Gather, render and write the report; the sections that had no data."""
+def write_report(
+    settings: Settings,
+    adapters: Adapters,
+    output: Path,
+    days: int,
+    at: datetime | None = None,
+) -> list[str]:
+    """Gather, render and write the report (as of ``at``, default now); the sections that
+    had no data."""
     from shared.report_assets import vega_scripts
     from shared.services.report import gather
     from shared.services.report_html import render
 
-    data = gather(settings, adapters, now=datetime.now(UTC), days=days)
+    data = gather(settings, adapters, now=at or datetime.now(UTC), days=days)
     page = render(data, vega_scripts())
     output.parent.mkdir(parents=True, exist_ok=True)
     temporary = output.with_name(f".{output.name}.tmp")
@@ -45,9 +56,17 @@ def write_report(settings: Settings, adapters: Adapters, output: Path, days: int
 def cmd_report(settings: Settings, adapters: Adapters, args: argparse.Namespace) -> int:
     if args.days < 1:
         raise BadInput(f"--days must be at least 1, got {args.days}")
+    at = None
+    if args.at is not None:
+        try:
+            at = datetime.fromisoformat(args.at)
+        except ValueError:
+            raise BadInput(f"--at {args.at!r} is not an ISO 8601 instant") from None
+        if at.tzinfo is None:
+            raise BadInput(f"--at {args.at!r} needs a time zone (e.g. +00:00 or Z)")
     output = Path(args.output)
     started = time.monotonic()
-    missing = write_report(settings, adapters, output, args.days)
+    missing = write_report(settings, adapters, output, args.days, at)
     size = output.stat().st_size
     print(f"report: {output} ({size / 1e6:.2f} MB, {time.monotonic() - started:.1f} s)")
     for line in missing:

@@ -866,6 +866,14 @@ def _phases(sources: _Sources, window_days: Sequence[date]) -> PhasesSection:
             fail_below=fail,
             missing=f"no evaluations of {slo.name} in the window: {_HOW_TO_EVALUATE}",
         )
+    if not per_phase:
+        return PhasesSection(
+            slo=slo.name,
+            warn_below=warn,
+            fail_below=fail,
+            missing=f"{slo.name} was evaluated but counted no processor runs in the window: "
+            "the pipeline ran nothing (or its run history is not where health.pipeline says)",
+        )
     rows = []
     for phase, by_day in per_phase.items():
         good = sum(c[0] for c in by_day.values())
@@ -954,7 +962,8 @@ def _episodes(records: Iterable[dict[str, Any]]) -> list[Incident]:
             )
         )
     out.sort(key=lambda i: i.opened, reverse=True)
-    out.sort(key=lambda i: i.status != "open")  # stable: open first, each newest first
+    out.sort(key=lambda i: i.severity)  # stable: P0 before P3, each newest first
+    out.sort(key=lambda i: i.status != "open")  # open ones first
     return out
 
 

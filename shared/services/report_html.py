@@ -26,12 +26,14 @@ from shared.services.report import ReportData
 #: Okabe-Ito: distinguishable with every common colour-vision deficiency
 OK, WARN, BAD, NODATA = "#009E73", "#E69F00", "#D55E00", "#BBBBBB"
 BLUE, SKY, PURPLE, YELLOW = "#0072B2", "#56B4E9", "#CC79A7", "#F0E442"
+_UTC_MINUTES = "utcyearmonthdatehoursminutes"
 #: points per SLO in the budget chart: enough for 28 days at hourly resolution
 MAX_POINTS = 700
 
 _CSP = (
     "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; "
-    "style-src 'unsafe-inline'; img-src data:; font-src 'none'; connect-src 'none'"
+    "style-src 'unsafe-inline'; img-src data:; font-src 'none'; connect-src 'none'; "
+    "base-uri 'none'; form-action 'none'"
 )  # Vega compiles its expressions with Function(): 'unsafe-eval', nothing from anywhere
 
 _STYLE = """
@@ -64,12 +66,32 @@ def _num(value: float | None, digits: int = 3) -> str:
     return "—" if value is None else f"{value:,.{digits}f}".rstrip("0").rstrip(".")
 
 
+#: how each SLI kind's value reads (its unit)
+_SLI_UNITS = {
+    "freshness": ("h", 1.0),  # the oldest table's age
+    "recovery_time": ("h", 1.0),  # the projected full restore
+    "detection": ("min", 1.0),
+    "availability": ("", 1.0),  # 1 up, 0 down
+    "ratio": ("%", 100.0),
+}
+
+
+def _sli(kind: str, value: float | None) -> str:
+    if value is None:
+        return "—"
+    unit, scale = _SLI_UNITS.get(kind, ("", 1.0))
+    shown = value * scale
+    text = f"{shown:.3g}" if abs(shown) < 1000 else f"{shown:,.0f}"
+    return f"{text} {unit}".strip()
+
+
 def _state(text: str) -> str:
     return f'<span class="state state-{_e(text.replace(" ", "-"))}">{_e(text)}</span>'
 
 
 def _missing(section: str, why: str) -> str:
-    return f'<p class="missing" data-missing="{_e(section)}">No data yet: {_e(why)}</p>'
+    lead = "Could not read it" if why.startswith("could not read") else "No data yet"
+    return f'<p class="missing" data-missing="{_e(section)}">{lead}: {_e(why)}</p>'
 
 
 def _json(value: Any) -> str:
@@ -118,12 +140,15 @@ def _slo_table(data: ReportData) -> str:
             f'<tr data-slo="{_e(r.name)}">'
             f"<td>{_e(r.name)}</td><td>{_e(r.severity)}</td>"
             f'<td class="num">{_pct(r.objective)}</td>'
-            f'<td class="num" data-field="sli" data-value="{_e(r.sli)}">{_num(r.sli)}</td>'
+            f'<td class="num" data-field="sli" data-value="{_e(r.sli)}">'
+            f"{_e(_sli(r.kind, r.sli))}</td>"
             f'<td class="num" data-field="compliance" data-value="{_e(r.compliance)}">'
             f"{_pct(r.compliance)}</td>"
             f'<td class="num" data-field="budget_remaining" data-value="{_e(r.budget_remaining)}">'
             f"{_pct(r.budget_remaining, 1)}</td>"
             f'<td class="num">{minutes}</td>'
+            f'<td class="num" data-field="coverage" data-value="{_e(r.coverage)}">'
+            f"{_pct(r.coverage, 1)}</td>"
             f'<td data-field="state">{_state(r.state)}</td>'
             f"<td>{_e(', '.join(r.burning))}</td></tr>"
         )
@@ -131,7 +156,8 @@ def _slo_table(data: ReportData) -> str:
         '<table id="slo-table"><thead><tr><th>SLO</th><th>severity</th>'
         '<th class="num">objective</th><th class="num">SLI now</th>'
         '<th class="num">compliance</th><th class="num">budget left</th>'
-        '<th class="num">minutes left</th><th>state</th><th>burning</th></tr></thead>'
+        '<th class="num">minutes left</th><th class="num">coverage</th><th>state</th>'
+        "<th>burning</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
 
@@ -145,19 +171,27 @@ def _budget(data: ReportData, charts: _Charts) -> str:
         for b in section.slos
         for p in _thin([p for p in b.points if p.budget_remaining is not None])
     ]
+    pairs = list(dict.fromkeys(r.pair for b in section.slos for r in b.burn_rates))
     burns = [
         {
             "slo": b.slo,
             "pair": r.pair,
-            "rate": r.long_rate,
-            "threshold": r.threshold,
-            "firing": "firing" if r.firing else "below",
+            "window": window,
+            "rate": rate,
+            # both windows over the threshold fire: shown as each window's rate / threshold
+            "of_threshold": max(rate / r.threshold, 0.01) if r.threshold else None,
+            "firing": "firing (both windows over)" if r.firing else "not firing",
         }
         for b in section.slos
         for r in b.burn_rates
-        if r.long_rate is not None
+        for window, rate in (("long", r.long_rate), ("short", r.short_rate))
+        if rate is not None
     ]
+    unmeasured = sorted(
+        {f"{b.slo} {r.pair}" for b in section.slos for r in b.burn_rates if r.long_rate is None}
+    )
     out = []
+    without = [b for b in section.slos if not any(p.budget_remaining is not None for p in b.points)]
     if values:
         out.append(
             charts.add(
@@ -170,12 +204,23 @@ def _budget(data: ReportData, charts: _Charts) -> str:
                         {
                             "mark": {"type": "line", "interpolate": "step-after"},
                             "encoding": {
-                                "x": {"field": "at", "type": "temporal", "title": None},
+                                "x": {"field": "at", "type": "temporal", "title": None,
+                                      "scale": {"type": "utc"},
+                                      "axis": {"format": "%d %b"}},
                                 "y": {"field": "budget", "type": "quantitative",
-                                      "title": "error budget left", "axis": {"format": "%"}},
+                                      "title": "error budget left (clamped to ±100 %)",
+                                      "axis": {"format": "%"},
+                                      "scale": {"domain": [-1, 1], "clamp": True}},
                                 "color": {"field": "slo", "type": "nominal", "title": "SLO",
-                                          "scale": {"range": [BLUE, BAD, OK, WARN, PURPLE,
-                                                              SKY, "#000000"]}},
+                                          "scale": {"range": [BLUE, "#000000", PURPLE, SKY,
+                                                              "#7F7F7F", YELLOW, BAD]}},
+                                "strokeDash": {"field": "slo", "type": "nominal",
+                                               "legend": None},
+                                "tooltip": [{"field": "slo"},
+                                            {"field": "at", "type": "temporal",
+                                             "timeUnit": "utcyearmonthdatehoursminutes",
+                                             "format": "%Y-%m-%d %H:%M UTC"},
+                                            {"field": "budget", "format": ".1%"}],
                             },
                         },
                         {"mark": {"type": "rule", "color": "#333", "strokeDash": [4, 3]},
@@ -187,43 +232,63 @@ def _budget(data: ReportData, charts: _Charts) -> str:
         )  # fmt: skip
     else:
         out.append(_missing("budget", "no evaluation with a budget in the window yet"))
+    if values and without:
+        out.append(
+            '<p class="missing" data-missing="budget-slos">No budget series for '
+            + ", ".join(
+                f"{_e(b.slo)} ({_e(b.missing or 'evaluated, but no budget: no events yet')})"
+                for b in without
+            )
+            + ".</p>"
+        )
     if burns:
         out.append(
             charts.add(
                 "burn",
                 {
-                    "width": 160,
+                    "width": 150,
                     "height": 160,
                     "data": {"values": burns},
                     "facet": {"column": {"field": "slo", "type": "nominal", "title": None}},
                     "spec": {
                         "layer": [
                             {
-                                "mark": "bar",
+                                "mark": {"type": "point", "filled": True, "size": 70},
                                 "encoding": {
-                                    "x": {"field": "pair", "type": "nominal", "title": None},
-                                    "y": {"field": "rate", "type": "quantitative",
-                                          "title": "burn rate (long window)"},
+                                    "x": {"field": "pair", "type": "nominal", "title": None,
+                                          "sort": pairs},
+                                    "y": {"field": "of_threshold", "type": "quantitative",
+                                          "title": "burn rate ÷ its threshold",
+                                          "scale": {"type": "log"}},
+                                    "shape": {"field": "window", "type": "nominal",
+                                              "title": "window"},
                                     "color": {"field": "firing", "type": "nominal",
                                               "title": None, "scale": {
-                                                  "domain": ["below", "firing"],
-                                                  "range": [SKY, BAD]}},
+                                                  "domain": ["not firing",
+                                                             "firing (both windows over)"],
+                                                  "range": [BLUE, BAD]}},
+                                    "tooltip": [{"field": "slo"}, {"field": "pair"},
+                                                {"field": "window"},
+                                                {"field": "rate", "format": ".2f"},
+                                                {"field": "firing"}],
                                 },
                             },
                             {
-                                "mark": {"type": "tick", "color": "#000", "thickness": 2},
-                                "encoding": {
-                                    "x": {"field": "pair", "type": "nominal"},
-                                    "y": {"field": "threshold", "type": "quantitative"},
-                                },
+                                "mark": {"type": "rule", "color": "#000", "strokeDash": [4, 3]},
+                                "encoding": {"y": {"datum": 1}},
                             },
                         ]
                     },
-                    "resolve": {"scale": {"y": "independent"}},
                 },
-                "burn rates per SLO and window pair against their alert thresholds",
+                "burn rates per SLO and window pair, divided by their alert thresholds: "
+                "over the dashed line is over the threshold",
             )
         )  # fmt: skip
+    if unmeasured:
+        out.append(
+            '<p class="missing" data-missing="burn-pairs">No burn rate yet (its window has '
+            f"no evaluation): {_e(', '.join(unmeasured))}.</p>"
+        )
     return "".join(out)
 
 
@@ -330,12 +395,15 @@ def _backups(data: ReportData, charts: _Charts) -> str:
         within = {True: "within", False: "over", None: "unknown against"}[d.within_max_hours]
         out.append(
             f'<p id="drill" data-projected-hours="{_e(d.projected_hours)}" '
-            f'data-max-hours="{_e(d.max_hours)}">Newest restore drill {_e(d.date)}: '
+            f'data-max-hours="{_e(d.max_hours)}" data-age-hours="{_e(d.age_hours)}">'
+            f"Newest restore drill {_e(d.date)} ({_duration(d.age_hours)} ago): "
             f"{_state('pass' if d.passed else 'failed')} — {d.sample_tables} sample table(s), "
             f"{d.sample_bytes / 1e6:,.2f} MB in {d.sample_seconds:,.1f} s "
             f"({_num((d.throughput_bytes_per_second or 0) / 1e6, 2)} MB/s); full restore "
             f"projected at <b>{_duration(d.projected_hours)}</b>, {within} the "
-            f"{_num(d.max_hours, 0)} h SLA.</p>"
+            f"{_num(d.max_hours, 0)} h SLA."
+            + (f" Error: {_e(d.error)}." if d.error else "")
+            + "</p>"
         )
     return "".join(out)
 
@@ -390,7 +458,9 @@ def _incidents(data: ReportData, charts: _Charts) -> str:
         f"<td>{_e(_at(i.resolved))}</td>"
         f'<td class="num" data-field="detection" data-value="{_e(i.detection_seconds)}">'
         f"{_num(None if i.detection_seconds is None else i.detection_seconds / 60, 1)}</td>"
-        f"<td>{_e(', '.join(i.receivers))}</td></tr>"
+        f"<td>{_e(', '.join(i.receivers))}</td>"
+        f"<td>{_e(', '.join(i.suppressed_receivers))}</td>"
+        f"<td>{_e(', '.join(i.failed_receivers))}</td></tr>"
         for i in section.incidents
     )
     chart = charts.add(
@@ -401,12 +471,21 @@ def _incidents(data: ReportData, charts: _Charts) -> str:
             "data": {"values": values},
             "mark": {"type": "bar", "cornerRadius": 2},
             "encoding": {
-                "x": {"field": "opened", "type": "temporal", "title": None},
+                "x": {"field": "opened", "type": "temporal", "title": None,
+                      "scale": {"type": "utc"},
+                      "axis": {"format": "%d %b %H:%M"}},
                 "x2": {"field": "until"},
                 "y": {"field": "alert", "type": "nominal", "title": None},
                 "color": {"field": "severity", "type": "nominal",
                           "scale": {"domain": ["P0", "P1", "P2", "P3"],
                                     "range": [BAD, WARN, BLUE, SKY]}},
+                "opacity": {"field": "status", "type": "ordinal",
+                            "scale": {"domain": ["open", "resolved"], "range": [1, 0.45]}},
+                "tooltip": [{"field": "alert"}, {"field": "severity"}, {"field": "status"},
+                            {"field": "opened", "type": "temporal", "title": "opened (UTC)",
+                             "timeUnit": _UTC_MINUTES, "format": "%Y-%m-%d %H:%M"},
+                            {"field": "until", "type": "temporal", "title": "until (UTC)",
+                             "timeUnit": _UTC_MINUTES, "format": "%Y-%m-%d %H:%M"}],
             },
         },
         "incidents from opened to resolved (open ones to now)",
@@ -414,7 +493,8 @@ def _incidents(data: ReportData, charts: _Charts) -> str:
     table = (
         '<table id="incident-table"><thead><tr><th>alert</th><th>severity</th><th>status</th>'
         "<th>opened</th><th>notified</th><th>resolved</th>"
-        '<th class="num">detection (min)</th><th>receivers</th></tr></thead>'
+        '<th class="num">detection (min)</th><th>told</th><th>held back (silence, mute, '
+        "inhibition)</th><th>failed</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
     )
     return chart + table
@@ -461,7 +541,10 @@ def render(data: ReportData, scripts: str) -> str:
     boot = (
         "const specs = JSON.parse(document.getElementById('specs').textContent);"
         "Promise.all(Object.entries(specs).map(([name, spec]) =>"
-        " vegaEmbed('#chart-' + name, spec, {renderer: 'svg', actions: false})))"
+        " vegaEmbed('#chart-' + name, spec, {renderer: 'svg', actions: false})"
+        ".catch((e) => { const el = document.getElementById('chart-' + name);"
+        " el.className = 'missing'; el.textContent = 'This chart could not be drawn: ' + e;"
+        " throw e; })))"
         ".then(() => { document.body.dataset.ready = 'true'; })"
         ".catch((e) => { document.body.dataset.error = String(e); console.error(e); });"
     )

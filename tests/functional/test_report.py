@@ -49,7 +49,9 @@ def _cli(config: Path, *args: str) -> int:
 @pytest.fixture(scope="module")
 def page(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:  # noqa: F811
     output = tmp_path_factory.mktemp("page") / "report.html"
-    assert _cli(demo.stack.config, "report", "--days", str(DAYS), "--output", str(output)) == 0
+    # at the demo's instant: the page and the `report` fixture's gather are the same data
+    args = ["report", "--days", str(DAYS), "--at", demo.now.isoformat(), "--output", str(output)]
+    assert _cli(demo.stack.config, *args) == 0
     return output, output.read_text(encoding="utf-8")
 
 

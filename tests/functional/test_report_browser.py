@@ -31,7 +31,10 @@ def test_the_report_renders_offline_with_the_datas_numbers(
     path, text = page
     specs = json.loads(re.search(r'id="specs">(.*?)</script>', text, re.S).group(1))  # type: ignore[union-attr]
     shot = tmp_path / "report.png"
-    with open_page(path, screenshot=shot, wait_for='body[data-ready="true"]') as shown:
+    # ready, or a chart failed: either ends the wait at once
+    with open_page(path, screenshot=shot, wait_for="body[data-ready], body[data-error]") as shown:
+        assert shown.attribute("body", "data-error") is None
+        assert shown.attribute("body", "data-ready") == "true"
         # nothing fetched, nothing broken
         assert shown.requests == [] and shown.problems() == []
         # every chart drawn, as SVG
