@@ -318,28 +318,54 @@ def _freshness(data: ReportData, charts: _Charts) -> str:
         if late
         else "<p>No table is late today.</p>"
     )
-    chart = charts.add(
+    chart = _heat_strip(
+        charts,
         "freshness",
+        values,
+        row="table",
+        order=order,
+        legend="freshness",
+        statuses=("green", "warn", "error", "no data"),
+        step=16,
+        tooltip=[{"field": "max_age_hours", "title": "oldest (h)"}],
+        title="freshness per table per day: green, warn, error",
+    )
+    return listing + chart
+
+
+def _heat_strip(
+    charts: _Charts,
+    name: str,
+    values: list[dict[str, Any]],
+    *,
+    row: str,
+    order: list[str],
+    legend: str,
+    statuses: tuple[str, str, str, str],
+    step: int,
+    tooltip: list[dict[str, Any]],
+    title: str,
+) -> str:
+    """Rows × UTC days, one cell each, coloured by its status (good, warn, bad, no data)."""
+    return charts.add(
+        name,
         {
             "width": 820,
-            "height": {"step": 16},
+            "height": {"step": step},
             "data": {"values": values},
             "mark": {"type": "rect", "stroke": "#fff", "strokeWidth": 1},
             "encoding": {
                 "x": {"field": "day", "type": "ordinal", "title": None,
                       "axis": {"labelAngle": -45}},
-                "y": {"field": "table", "type": "nominal", "sort": order, "title": None,
+                "y": {"field": row, "type": "nominal", "sort": order, "title": None,
                       "axis": {"labelLimit": 320}},
-                "color": {"field": "status", "type": "nominal", "title": "freshness",
-                          "scale": {"domain": ["green", "warn", "error", "no data"],
-                                    "range": [OK, WARN, BAD, NODATA]}},
-                "tooltip": [{"field": "table"}, {"field": "day"}, {"field": "status"},
-                            {"field": "max_age_hours", "title": "oldest (h)"}],
+                "color": {"field": "status", "type": "nominal", "title": legend,
+                          "scale": {"domain": list(statuses), "range": [OK, WARN, BAD, NODATA]}},
+                "tooltip": [{"field": row}, {"field": "day"}, {"field": "status"}, *tooltip],
             },
         },
-        "freshness per table per day: green, warn, error",
+        title,
     )  # fmt: skip
-    return listing + chart
 
 
 def _backups(data: ReportData, charts: _Charts) -> str:
@@ -419,26 +445,18 @@ def _phases(data: ReportData, charts: _Charts) -> str:
         for d in p.days
     ]  # fmt: skip
     order = [p.phase for p in section.phases]
-    return charts.add(
+    return _heat_strip(
+        charts,
         "phases",
-        {
-            "width": 820,
-            "height": {"step": 22},
-            "data": {"values": values},
-            "mark": {"type": "rect", "stroke": "#fff", "strokeWidth": 1},
-            "encoding": {
-                "x": {"field": "day", "type": "ordinal", "title": None,
-                      "axis": {"labelAngle": -45}},
-                "y": {"field": "phase", "type": "nominal", "sort": order, "title": None},
-                "color": {"field": "status", "type": "nominal", "title": "success",
-                          "scale": {"domain": ["pass", "warn", "fail", "no data"],
-                                    "range": [OK, WARN, BAD, NODATA]}},
-                "tooltip": [{"field": "phase"}, {"field": "day"},
-                            {"field": "ratio", "format": ".1%"}, {"field": "runs"}],
-            },
-        },
-        "pipeline phase success per day",
-    )  # fmt: skip
+        values,
+        row="phase",
+        order=order,
+        legend="success",
+        statuses=("pass", "warn", "fail", "no data"),
+        step=22,
+        tooltip=[{"field": "ratio", "format": ".1%"}, {"field": "runs"}],
+        title="pipeline phase success per day",
+    )
 
 
 def _incidents(data: ReportData, charts: _Charts) -> str:
