@@ -185,8 +185,8 @@ def _assessment_json(a: Any) -> dict[str, Any]:
         "value": r.value,
         "compliance": r.compliance,
         "budget_remaining": r.budget_remaining,
-        "budget_remaining_minutes": round(a.budget.remaining_minutes, 3) if a.measured else None,
-        "coverage": round(a.stats.coverage, 6),
+        "budget_remaining_minutes": a.shown_budget_minutes,
+        "coverage": a.shown_coverage,
         "burn_rates": [
             {
                 "long": b.long_rate,

@@ -526,8 +526,8 @@ def _slo_row(status: SloStatus) -> SloRow:
         compliance=r.compliance,
         budget_remaining=r.budget_remaining,
         # as `opsuite sla status --json` shows them
-        budget_remaining_minutes=round(a.budget.remaining_minutes, 3) if a.measured else None,
-        coverage=round(a.stats.coverage, 6),
+        budget_remaining_minutes=a.shown_budget_minutes,
+        coverage=a.shown_coverage,
         breaching=r.breaching,
         exhausted=r.exhausted,
         burning=tuple(r.burning),

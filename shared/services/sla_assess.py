@@ -185,6 +185,16 @@ class Assessment:
     window_rows: tuple[EvaluationRecord, ...] = ()
 
     @property
+    def shown_budget_minutes(self) -> float | None:
+        """The budget left in minutes as the status shows it (None: not measured)."""
+        return round(self.budget.remaining_minutes, 3) if self.measured else None
+
+    @property
+    def shown_coverage(self) -> float:
+        """The window's evaluated share as the status shows it."""
+        return round(self.stats.coverage, 6)
+
+    @property
     def state(self) -> SloState:
         return SloState.of(self.record)
 
