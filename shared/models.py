@@ -249,6 +249,21 @@ def as_utc_datetime(value: object, what: str) -> datetime | None:
     raise BadInput(f"{what} is not a DATE, DATETIME or TIMESTAMP column")
 
 
+def parse_utc_instant(value: object) -> datetime | None:
+    """An ISO 8601 instant read from a stored record ('Z' or an offset; naive taken as UTC).
+
+    Lenient on purpose: anything else (absent, not a string, not a date) is ``None``, for
+    readers of ledgers and manifests that must skip a bad field rather than fail.
+    """
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def split_gs_uri(uri: str) -> tuple[str, str]:
     if not uri.startswith("gs://") or "/" not in uri[5:]:
         raise ValueError(f"not a gs:// object URI: {uri!r}")

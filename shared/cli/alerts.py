@@ -17,6 +17,7 @@ from shared.cli.common import EXIT_OK, Subcommands, _print_json, add_command, ad
 from shared.composition import Adapters
 from shared.config import Settings
 from shared.errors import BadInput
+from shared.models import parse_utc_instant
 
 _LABEL = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)=(.*)", re.DOTALL)
 
@@ -127,7 +128,7 @@ def cmd_log(settings: Settings, adapters: Adapters, args: argparse.Namespace) ->
         raise BadInput(f"--since {args.since[:20]!r}: {exc}") from None
     records = []
     for record in ledger_records(_router(settings, adapters)):
-        when = _when(record.get("time") or record.get("notified_at"))
+        when = parse_utc_instant(record.get("time") or record.get("notified_at"))
         if when is not None and when >= since:
             records.append(record)
     records.sort(key=lambda r: str(r.get("time") or ""))
@@ -139,7 +140,7 @@ def cmd_log(settings: Settings, adapters: Adapters, args: argparse.Namespace) ->
     for r in records:
         detection = r.get("detection_seconds")
         shown = "" if detection is None else f"{float(detection):.0f}s"
-        when = _when(r.get("time"))
+        when = parse_utc_instant(r.get("time"))
         print(
             f"{when:%Y-%m-%d %H:%M:%S} " if when else f"{'?':<20} ",
             end="",
@@ -151,16 +152,6 @@ def cmd_log(settings: Settings, adapters: Adapters, args: argparse.Namespace) ->
         )
     print(f"{len(records)} ledger records since {since:%Y-%m-%d %H:%M}Z")
     return EXIT_OK
-
-
-def _when(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def cmd_active(settings: Settings, adapters: Adapters, args: argparse.Namespace) -> int:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from shared.errors import NotFound
+from shared.models import parse_utc_instant
 from shared.ports import ObjectStore
 
 LEDGER_PREFIX = "_opsuite/alerts/ledger/"
@@ -30,16 +31,6 @@ class Detection:
     @property
     def seconds(self) -> float:
         return max(0.0, (self.notified_at - self.starts_at).total_seconds())
-
-
-def _instant(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _days(since: datetime, until: datetime) -> list[date]:
@@ -66,7 +57,8 @@ def detections(
                 continue
             if not isinstance(body, dict) or body.get("detection_seconds") is None:
                 continue
-            starts, notified = _instant(body.get("starts_at")), _instant(body.get("notified_at"))
+            starts = parse_utc_instant(body.get("starts_at"))
+            notified = parse_utc_instant(body.get("notified_at"))
             fingerprint = body.get("fingerprint")
             if starts is None or notified is None or not isinstance(fingerprint, str):
                 continue

@@ -51,7 +51,7 @@ from pydantic import ValidationError
 from shared.composition import Adapters
 from shared.config import FreshnessSli, RatioSli, RecoveryTimeSli, Settings, Slo
 from shared.errors import BadInput, ConfigError, OpsuiteError
-from shared.models import EvaluationRecord
+from shared.models import EvaluationRecord, parse_utc_instant
 from shared.ports import EvaluationHistory
 from shared.services.health import freshness_status, ratio_status
 from shared.services.sla import MAX_FUTURE, SloStatus, current_status, parse_detail
@@ -698,14 +698,6 @@ def _freshness(sources: _Sources, window_days: Sequence[date]) -> FreshnessSecti
 
 
 # -- 4. backups and the newest drill -----------------------------------------------------
-def _instant(text: object) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _backups(sources: _Sources, days: int) -> BackupsSection:
@@ -716,7 +708,7 @@ def _backups(sources: _Sources, days: int) -> BackupsSection:
     store = sources.adapters.store
     nights = []
     for run in list_runs(store, b.bucket, b.prefix):
-        instant = _instant(run.instant)
+        instant = parse_utc_instant(run.instant)
         if instant is None or instant <= sources.since or instant > sources.now:
             continue
         files, duration, verified, failures = 0, None, 0, []
@@ -914,7 +906,7 @@ def _router_deps(sources: _Sources) -> Any:
 def _episodes(records: Iterable[dict[str, Any]]) -> list[Incident]:
     grouped: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
     for record in records:
-        fingerprint, opened = record.get("fingerprint"), _instant(record.get("starts_at"))
+        fingerprint, opened = record.get("fingerprint"), parse_utc_instant(record.get("starts_at"))
         if isinstance(fingerprint, str) and opened is not None:
             grouped.setdefault((fingerprint, opened), []).append(record)
     out = []
@@ -922,7 +914,9 @@ def _episodes(records: Iterable[dict[str, Any]]) -> list[Incident]:
         firing = [r for r in own if r.get("alert_status") == "firing"]
         closing = [r for r in own if r.get("alert_status") == "resolved"]
         told = [r for r in firing if r.get("status") == "firing"]
-        notified = [t for t in (_instant(r.get("notified_at")) for r in told) if t is not None]
+        notified = [
+            t for t in (parse_utc_instant(r.get("notified_at")) for r in told) if t is not None
+        ]
         detection = [
             float(r["detection_seconds"])
             for r in told
@@ -930,7 +924,10 @@ def _episodes(records: Iterable[dict[str, Any]]) -> list[Incident]:
         ]
         ends = [
             t
-            for t in (_instant(r.get("ends_at")) or _instant(r.get("time")) for r in closing)
+            for t in (
+                parse_utc_instant(r.get("ends_at")) or parse_utc_instant(r.get("time"))
+                for r in closing
+            )
             if t is not None
         ]
         receivers = sorted({str(r.get("receiver")) for r in told})
