@@ -24,6 +24,14 @@ class RunSummary:
 
 
 def list_runs(store: ObjectStore, bucket: str, prefix: str) -> list[RunSummary]:
+    return [summary for summary, _manifest in read_runs(store, bucket, prefix)]
+
+
+def read_runs(
+    store: ObjectStore, bucket: str, prefix: str
+) -> list[tuple[RunSummary, Manifest | None]]:
+    """Each run, newest first, with the manifest its summary was read from (None: the run
+    is in progress), for a reader that needs more of a manifest than the totals."""
     base = f"{prefix}/" if prefix else ""
     runs: dict[str, dict[str, str]] = {}
     for obj in store.list(bucket, base):
@@ -31,26 +39,26 @@ def list_runs(store: ObjectStore, bucket: str, prefix: str) -> list[RunSummary]:
         run_id, _, leaf = rest.partition("/")
         if leaf in (MANIFEST, CLAIM):
             runs.setdefault(run_id, {})[leaf] = obj.name
-    out = []
+    out: list[tuple[RunSummary, Manifest | None]] = []
     for run_id, leaves in sorted(runs.items(), reverse=True):
         if MANIFEST in leaves:
             m = Manifest.model_validate_json(store.read(bucket, leaves[MANIFEST]))
-            out.append(
-                RunSummary(
-                    run_id,
-                    m.status,
-                    len(m.tables),
-                    len(m.failed),
-                    sum(t.rows or 0 for t in m.tables),
-                    sum(t.bytes for t in m.tables),
-                    m.instant.isoformat(),
-                )
+            summary = RunSummary(
+                run_id,
+                m.status,
+                len(m.tables),
+                len(m.failed),
+                sum(t.rows or 0 for t in m.tables),
+                sum(t.bytes for t in m.tables),
+                m.instant.isoformat(),
             )
+            out.append((summary, m))
         else:
             c = RunClaim.model_validate_json(store.read(bucket, leaves[CLAIM]))
-            out.append(
-                RunSummary(run_id, "in progress", len(c.tables), 0, 0, 0, c.instant.isoformat())
+            claimed = RunSummary(
+                run_id, "in progress", len(c.tables), 0, 0, 0, c.instant.isoformat()
             )
+            out.append((claimed, None))
     return out
 
 

@@ -24,7 +24,7 @@ Sources, and why (every one exists on both backends):
   reason as above: ``freshness/age_hours`` in the metric store covers the last 25 h of
   a back-fill only. Each day's status is its worst age against ``health.freshness``'s
   thresholds (per-table overrides first), as the health check grades it.
-- ``backups``: :func:`shared.services.inventory.list_runs` and each run's manifest
+- ``backups``: :func:`shared.services.inventory.read_runs`: each run and its manifest
   (files, duration, verification); the newest drill record
   (:func:`shared.services.drill.newest_drill`) against the recovery-time SLO's
   ``max_hours``.
@@ -701,20 +701,18 @@ def _freshness(sources: _Sources, window_days: Sequence[date]) -> FreshnessSecti
 
 
 def _backups(sources: _Sources, days: int) -> BackupsSection:
-    from shared.services.inventory import list_runs
-    from shared.services.restore import load_manifest
+    from shared.services.inventory import read_runs
 
     b = sources.settings.backups
     store = sources.adapters.store
     nights = []
-    for run in list_runs(store, b.bucket, b.prefix):
+    for run, manifest in read_runs(store, b.bucket, b.prefix):
         instant = parse_utc_instant(run.instant)
         if instant is None or instant <= sources.since or instant > sources.now:
             continue
         files, duration, verified, failures = 0, None, 0, []
         verification: Verification = "not verified"
-        if run.status != "in progress":
-            manifest = load_manifest(store, b.bucket, b.prefix, run.run_id)
+        if manifest is not None:
             files = sum(len(t.files) for t in manifest.tables)
             duration = (manifest.completed_at - manifest.created_at).total_seconds()
             complete = [t for t in manifest.tables if t.status == "complete"]
