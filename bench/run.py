@@ -679,6 +679,11 @@ def _routing_settings(routes: int) -> Any:
     )
 
 
+def _pct_ms(latencies: list[float], q: float) -> float:
+    """The q-quantile of sorted latencies in seconds, in milliseconds."""
+    return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2)
+
+
 def bench_alerts(decisions: int, deliveries: int) -> dict[str, Any]:
     import random
     import threading as _threading
@@ -749,17 +754,14 @@ def bench_alerts(decisions: int, deliveries: int) -> dict[str, Any]:
     server.shutdown()
     latencies.sort()
 
-    def pct(q: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2)
-
     return {
         "routes": routes,
         "decisions": decisions,
         "receivers_per_s": round(decisions / receivers_s),
         "routes_and_group_keys_per_s": round(decisions / grouped_s),
         "deliveries": deliveries,
-        "delivery_p50_ms": pct(0.50),
-        "delivery_p99_ms": pct(0.99),
+        "delivery_p50_ms": _pct_ms(latencies, 0.50),
+        "delivery_p99_ms": _pct_ms(latencies, 0.99),
         **routed,
     }
 
@@ -802,10 +804,10 @@ def _bench_routed_deliveries(tmp: Path, deliveries: int) -> dict[str, Any]:
         assert outcome.results() == {"hook": "sent"}, outcome
     latencies.sort()
 
-    def pct(q: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2)
-
-    return {"routed_delivery_p50_ms": pct(0.50), "routed_delivery_p99_ms": pct(0.99)}
+    return {
+        "routed_delivery_p50_ms": _pct_ms(latencies, 0.50),
+        "routed_delivery_p99_ms": _pct_ms(latencies, 0.99),
+    }
 
 
 def bench_report(repeats: int) -> dict[str, Any]:
