@@ -54,8 +54,15 @@ from shared.errors import BadInput, ConfigError, OpsuiteError
 from shared.models import EvaluationRecord, parse_utc_instant
 from shared.ports import EvaluationHistory
 from shared.services.health import freshness_status, ratio_status
-from shared.services.sla import MAX_FUTURE, SloStatus, current_status, parse_detail
+from shared.services.sla import (
+    MAX_FUTURE,
+    SloStatus,
+    current_status,
+    freshness_names,
+    parse_detail,
+)
 from shared.services.sla_assess import Assessment, duration_label, latest_per_instant, pair_label
+from shared.services.sla_backfill import BACKFILL_KINDS
 from shared.services.sla_sli import freshness_tables
 
 logger = logging.getLogger(__name__)
@@ -78,7 +85,7 @@ _SLO_URGENCY: dict[str, int] = {
     "ok": 5,
 }
 _FRESHNESS_URGENCY: dict[str, int] = {"error": 0, "warn": 1, "no data": 2, "green": 3}
-_FRESHNESS_OF = {"pass": "green", "warn": "warn", "fail": "error"}
+_FRESHNESS_OF: dict[str, FreshnessStatus] = {"pass": "green", "warn": "warn", "fail": "error"}
 _HOW_TO_EVALUATE = "run `opsuite sla backfill` (the past) and `opsuite sla evaluate` (now)"
 
 
@@ -584,7 +591,7 @@ def _budget(sources: _Sources, days: int) -> BudgetSection:
                 f"no evaluations of {slo.name} in the last {days} days: {_HOW_TO_EVALUATE}"
                 + (
                     f" (a {slo.sli.kind} SLI can't be back-filled: only live evaluations fill it)"
-                    if slo.sli.kind not in ("freshness", "ratio", "threshold")
+                    if slo.sli.kind not in BACKFILL_KINDS
                     else ""
                 )
             )
@@ -606,11 +613,6 @@ def _budget(sources: _Sources, days: int) -> BudgetSection:
 
 
 # -- 3. freshness -----------------------------------------------------------------------
-def _configured_freshness(settings: Settings) -> list[str]:
-    """The tables a freshness SLI without its own list measures (as the evaluator)."""
-    return [t.table for t in settings.health.freshness.tables] or list(settings.backups.tables)
-
-
 def _thresholds(settings: Settings, table: str) -> tuple[float, float]:
     """(warn, error) seconds of ``table``: its health.freshness override, else the default."""
     health = settings.health.freshness
@@ -623,8 +625,7 @@ def _thresholds(settings: Settings, table: str) -> tuple[float, float]:
 def _grade(age_hours: float | None, warn: float, error: float) -> FreshnessStatus:
     if age_hours is None:  # measured and absent: the table (or its dataset) is missing
         return "error"
-    graded = freshness_status(age_hours * 3600, warn, error)
-    return "green" if graded == "pass" else "warn" if graded == "warn" else "error"
+    return _FRESHNESS_OF[freshness_status(age_hours * 3600, warn, error)]
 
 
 def _freshness(sources: _Sources, window_days: Sequence[date]) -> FreshnessSection:
@@ -635,7 +636,7 @@ def _freshness(sources: _Sources, window_days: Sequence[date]) -> FreshnessSecti
             missing="no freshness SLO is configured (slos.objectives with sli.kind: freshness): "
             "the report draws freshness from its evaluations"
         )
-    configured = _configured_freshness(settings)
+    configured = freshness_names(settings)
     tables: list[str] = []
     for slo in slos:
         assert isinstance(slo.sli, FreshnessSli)

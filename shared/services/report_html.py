@@ -218,7 +218,7 @@ def _budget(data: ReportData, charts: _Charts) -> str:
                                                "legend": None},
                                 "tooltip": [{"field": "slo"},
                                             {"field": "at", "type": "temporal",
-                                             "timeUnit": "utcyearmonthdatehoursminutes",
+                                             "timeUnit": _UTC_MINUTES,
                                              "format": "%Y-%m-%d %H:%M UTC"},
                                             {"field": "budget", "format": ".1%"}],
                             },

@@ -189,7 +189,8 @@ def select_slos(settings: Settings, names: Sequence[str]) -> list[Slo]:
 
 
 # -- gathering the inputs ---------------------------------------------------------------
-def _freshness_names(settings: Settings) -> list[str]:
+def freshness_names(settings: Settings) -> list[str]:
+    """The tables a freshness SLI without its own list measures."""
     configured = [t.table for t in settings.health.freshness.tables]
     return configured or list(settings.backups.tables)
 
@@ -400,12 +401,12 @@ def evaluate(request: SlaRequest, deps: SlaDeps) -> EvaluationOutcome:
     computed: dict[str, EvaluationRecord] = {}
     if gathered is not None:
         recorded_at = deps.now()
-        freshness_names = _freshness_names(settings)
+        configured = freshness_names(settings)
         for slo in missing:
             result = compute(
                 slo,
                 gathered.inputs,
-                freshness_configured=freshness_names,
+                freshness_configured=configured,
                 ratio_since=since.get(slo.name, at - cadence),
             )
             extra: dict[str, Any] = {}
@@ -661,7 +662,7 @@ def metric_points(
         return []
     at = assessments[0].record.at
     points: list[MetricPoint] = []
-    freshness_labels = set(_freshness_names(settings))
+    freshness_labels = set(freshness_names(settings))
     ages: dict[str, float] = {}
     for a in assessments:
         r, labels = a.record, {"slo": a.slo.name}
