@@ -643,10 +643,7 @@ def _last_record(deps: RouterDeps, alert: Alert, receiver: str) -> tuple[int, da
         if m:
             slots.append((int(m.group(1)), info.name))
     for slot, name in sorted(slots, reverse=True):
-        try:
-            body = _read_json(deps.store, deps.bucket, name)
-        except ValueError:
-            continue
+        body = _read_json(deps.store, deps.bucket, name)
         if body is None:
             continue
         at = _instant(body.get("notified_at")) or _instant(body.get("time"))
@@ -674,10 +671,7 @@ def ledger_records(deps: RouterDeps, prefix: str = "") -> list[dict[str, Any]]:
     for info in sorted(deps.store.list(deps.bucket, LEDGER_PREFIX + prefix), key=lambda o: o.name):
         if not info.name.endswith(".json"):
             continue
-        try:
-            body = _read_json(deps.store, deps.bucket, info.name)
-        except ValueError:
-            continue
+        body = _read_json(deps.store, deps.bucket, info.name)
         if body is not None:
             records.append(body)
     return records
@@ -1088,10 +1082,7 @@ def _told_at(
     or None: its ``<index>.sent.json`` marker, or the done marker of a send it led."""
     base = f"{_claims_dir(alert, receiver, slot)}/{index}"
     for marker in (f"{base}.sent.json", f"{base}.done.json"):
-        try:
-            body = _read_json(deps.store, deps.bucket, marker)
-        except ValueError:
-            body = {}
+        body = _read_json(deps.store, deps.bucket, marker)
         if body is None:
             continue
         return _instant(body.get("at")) or deps.now()
