@@ -7,8 +7,6 @@
 # new SLO or table appears without editing this file.
 
 locals {
-  dash_metric   = "custom.googleapis.com/opsuite/"
-  dash_align    = local.mon_slo_alignment
   dash_services = join(",", [for f in values(local.mon_functions) : "\"${f.service}\""])
 
   dash_opsuite = {
@@ -25,8 +23,8 @@ locals {
                 plotType = "LINE"
                 timeSeriesQuery = {
                   timeSeriesFilter = {
-                    filter      = "metric.type=\"${local.dash_metric}slo/compliance\" AND resource.type=\"global\""
-                    aggregation = { alignmentPeriod = local.dash_align, perSeriesAligner = "ALIGN_NEXT_OLDER", crossSeriesReducer = "REDUCE_MEAN", groupByFields = ["metric.label.slo"] }
+                    filter      = "metric.type=\"${local.mon_metric_prefix}slo/compliance\" AND resource.type=\"global\""
+                    aggregation = { alignmentPeriod = local.mon_slo_alignment, perSeriesAligner = "ALIGN_NEXT_OLDER", crossSeriesReducer = "REDUCE_MEAN", groupByFields = ["metric.label.slo"] }
                   }
                 }
               }]
@@ -42,8 +40,8 @@ locals {
                 plotType = "LINE"
                 timeSeriesQuery = {
                   timeSeriesFilter = {
-                    filter      = "metric.type=\"${local.dash_metric}slo/budget_remaining\" AND resource.type=\"global\""
-                    aggregation = { alignmentPeriod = local.dash_align, perSeriesAligner = "ALIGN_NEXT_OLDER", crossSeriesReducer = "REDUCE_MEAN", groupByFields = ["metric.label.slo"] }
+                    filter      = "metric.type=\"${local.mon_metric_prefix}slo/budget_remaining\" AND resource.type=\"global\""
+                    aggregation = { alignmentPeriod = local.mon_slo_alignment, perSeriesAligner = "ALIGN_NEXT_OLDER", crossSeriesReducer = "REDUCE_MEAN", groupByFields = ["metric.label.slo"] }
                   }
                 }
               }]
@@ -60,8 +58,8 @@ locals {
                 plotType = "LINE"
                 timeSeriesQuery = {
                   timeSeriesFilter = {
-                    filter      = "metric.type=\"${local.dash_metric}slo/burn_rate\" AND resource.type=\"global\""
-                    aggregation = { alignmentPeriod = local.dash_align, perSeriesAligner = "ALIGN_NEXT_OLDER", crossSeriesReducer = "REDUCE_MEAN", groupByFields = ["metric.label.slo", "metric.label.window"] }
+                    filter      = "metric.type=\"${local.mon_metric_prefix}slo/burn_rate\" AND resource.type=\"global\""
+                    aggregation = { alignmentPeriod = local.mon_slo_alignment, perSeriesAligner = "ALIGN_NEXT_OLDER", crossSeriesReducer = "REDUCE_MEAN", groupByFields = ["metric.label.slo", "metric.label.window"] }
                   }
                 }
               }]
@@ -78,8 +76,8 @@ locals {
                 plotType = "LINE"
                 timeSeriesQuery = {
                   timeSeriesFilter = {
-                    filter      = "metric.type=\"${local.dash_metric}slo/budget_remaining_minutes\" AND resource.type=\"global\""
-                    aggregation = { alignmentPeriod = local.dash_align, perSeriesAligner = "ALIGN_NEXT_OLDER", crossSeriesReducer = "REDUCE_MEAN", groupByFields = ["metric.label.slo"] }
+                    filter      = "metric.type=\"${local.mon_metric_prefix}slo/budget_remaining_minutes\" AND resource.type=\"global\""
+                    aggregation = { alignmentPeriod = local.mon_slo_alignment, perSeriesAligner = "ALIGN_NEXT_OLDER", crossSeriesReducer = "REDUCE_MEAN", groupByFields = ["metric.label.slo"] }
                   }
                 }
               }]
@@ -95,8 +93,8 @@ locals {
                 plotType = "LINE"
                 timeSeriesQuery = {
                   timeSeriesFilter = {
-                    filter      = "metric.type=\"${local.dash_metric}freshness/age_hours\" AND resource.type=\"global\""
-                    aggregation = { alignmentPeriod = local.dash_align, perSeriesAligner = "ALIGN_NEXT_OLDER", crossSeriesReducer = "REDUCE_MAX", groupByFields = ["metric.label.table"] }
+                    filter      = "metric.type=\"${local.mon_metric_prefix}freshness/age_hours\" AND resource.type=\"global\""
+                    aggregation = { alignmentPeriod = local.mon_slo_alignment, perSeriesAligner = "ALIGN_NEXT_OLDER", crossSeriesReducer = "REDUCE_MAX", groupByFields = ["metric.label.table"] }
                   }
                 }
               }]
@@ -113,8 +111,8 @@ locals {
                 plotType = "STACKED_BAR"
                 timeSeriesQuery = {
                   timeSeriesFilter = {
-                    filter      = "metric.type=\"${local.dash_metric}slo/unknown\" AND resource.type=\"global\""
-                    aggregation = { alignmentPeriod = local.dash_align, perSeriesAligner = "ALIGN_MAX", crossSeriesReducer = "REDUCE_MAX", groupByFields = ["metric.label.slo"] }
+                    filter      = "metric.type=\"${local.mon_metric_prefix}slo/unknown\" AND resource.type=\"global\""
+                    aggregation = { alignmentPeriod = local.mon_slo_alignment, perSeriesAligner = "ALIGN_MAX", crossSeriesReducer = "REDUCE_MAX", groupByFields = ["metric.label.slo"] }
                   }
                 }
               }]
@@ -130,8 +128,8 @@ locals {
                 plotType = "LINE"
                 timeSeriesQuery = {
                   timeSeriesFilter = {
-                    filter      = "metric.type=\"${local.dash_metric}backup/hours_since_complete\" AND resource.type=\"global\""
-                    aggregation = { alignmentPeriod = local.dash_align, perSeriesAligner = "ALIGN_NEXT_OLDER" }
+                    filter      = "metric.type=\"${local.mon_metric_prefix}backup/hours_since_complete\" AND resource.type=\"global\""
+                    aggregation = { alignmentPeriod = local.mon_slo_alignment, perSeriesAligner = "ALIGN_NEXT_OLDER" }
                   }
                 }
               }]
@@ -148,7 +146,7 @@ locals {
                 plotType = "STACKED_BAR"
                 timeSeriesQuery = {
                   timeSeriesFilter = {
-                    filter      = "metric.type=\"${local.dash_metric}evaluator/heartbeat\" AND resource.type=\"global\""
+                    filter      = "metric.type=\"${local.mon_metric_prefix}evaluator/heartbeat\" AND resource.type=\"global\""
                     aggregation = { alignmentPeriod = "3600s", perSeriesAligner = "ALIGN_COUNT" }
                   }
                 }
@@ -182,8 +180,8 @@ locals {
                 plotType = "LINE"
                 timeSeriesQuery = {
                   timeSeriesFilter = {
-                    filter      = "metric.type=\"${local.dash_metric}pipeline/phase_success\" AND resource.type=\"global\""
-                    aggregation = { alignmentPeriod = local.dash_align, perSeriesAligner = "ALIGN_NEXT_OLDER", crossSeriesReducer = "REDUCE_MEAN", groupByFields = ["metric.label.phase"] }
+                    filter      = "metric.type=\"${local.mon_metric_prefix}pipeline/phase_success\" AND resource.type=\"global\""
+                    aggregation = { alignmentPeriod = local.mon_slo_alignment, perSeriesAligner = "ALIGN_NEXT_OLDER", crossSeriesReducer = "REDUCE_MEAN", groupByFields = ["metric.label.phase"] }
                   }
                 }
               }]

@@ -129,7 +129,6 @@ def resolve(text: str, module: dict[str, list[Any]]) -> str:
     local = locals_of(module)
     text = unescape(text)
     text = text.replace("${local.mon_metric_prefix}", local["mon_metric_prefix"])
-    text = text.replace("${local.dash_metric}", local["dash_metric"])
     for name, metric in log_metric_names(module).items():
         text = text.replace(f"${{google_logging_metric.{name}.name}}", metric)
     return text
