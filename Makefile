@@ -204,6 +204,7 @@ report: install
 
 # docs/report.png, the README's screenshot: the demo's report in headless Chromium
 report-screenshot: demo browser
-	$(CHROMIUM_BIN) --headless=new --no-sandbox --disable-gpu --hide-scrollbars \
+	bin=$(CHROMIUM_BIN); [ -x "$$bin" ] || bin=$$(command -v chromium); \
+	"$$bin" --headless=new --no-sandbox --disable-gpu --hide-scrollbars \
 	  --window-size=1250,3300 --virtual-time-budget=15000 \
 	  --screenshot=docs/report.png file://$(abspath .local/report.html)
