@@ -335,7 +335,7 @@ def cmd_demo(settings: Settings, adapters: Adapters, args: argparse.Namespace) -
     report_path = Path(settings.local.root) / "report.html"
     report_started = time.monotonic()
     missing = write_report(settings, adapters, report_path, 28)
-    absent = ", ".join(m.split(":")[0] for m in missing)
+    absent = ", ".join(missing)
     print(f"report          {report_path} ({report_path.stat().st_size / 1e6:.2f} MB, "
           f"{time.monotonic() - report_started:.1f} s; open it in a browser)"
           + (f"; no data: {absent}" if missing else ""))  # fmt: skip

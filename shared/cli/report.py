@@ -37,9 +37,9 @@ def write_report(
     output: Path,
     days: int,
     at: datetime | None = None,
-) -> list[str]:
+) -> dict[str, str]:
     """Gather, render and write the report (as of ``at``, default now); the sections that
-    had no data."""
+    had no data, each with why."""
     from shared.report_assets import vega_scripts
     from shared.services.report import gather
     from shared.services.report_html import render
@@ -50,7 +50,7 @@ def write_report(
     temporary = output.with_name(f".{output.name}.tmp")
     temporary.write_text(page, encoding="utf-8")
     temporary.replace(output)  # a reader never sees half a report
-    return [f"{name}: {why}" for name, why in data.missing().items()]
+    return data.missing()
 
 
 def cmd_report(settings: Settings, adapters: Adapters, args: argparse.Namespace) -> int:
@@ -69,6 +69,6 @@ def cmd_report(settings: Settings, adapters: Adapters, args: argparse.Namespace)
     missing = write_report(settings, adapters, output, args.days, at)
     size = output.stat().st_size
     print(f"report: {output} ({size / 1e6:.2f} MB, {time.monotonic() - started:.1f} s)")
-    for line in missing:
-        print(f"  no data: {line}", file=sys.stderr)
+    for name, why in missing.items():
+        print(f"  no data: {name}: {why}", file=sys.stderr)
     return EXIT_OK
