@@ -943,24 +943,21 @@ def _episodes(records: Iterable[dict[str, Any]]) -> list[Incident]:
                 detection_seconds=min(detection, default=None),
                 status="resolved" if closing else "open",
                 receivers=tuple(receivers),
-                failed_receivers=tuple(
-                    sorted(
-                        {str(r.get("receiver")) for r in firing if r.get("status") == "failed"}
-                        - set(receivers)
-                    )
-                ),
-                suppressed_receivers=tuple(
-                    sorted(
-                        {str(r.get("receiver")) for r in firing if r.get("status") == "suppressed"}
-                        - set(receivers)
-                    )
-                ),
+                failed_receivers=_others(firing, "failed", receivers),
+                suppressed_receivers=_others(firing, "suppressed", receivers),
             )
         )
     out.sort(key=lambda i: i.opened, reverse=True)
     out.sort(key=lambda i: i.severity)  # stable: P0 before P3, each newest first
     out.sort(key=lambda i: i.status != "open")  # open ones first
     return out
+
+
+def _others(records: Iterable[dict[str, Any]], status: str, told: Sequence[str]) -> tuple[str, ...]:
+    """The receivers with a ``status`` record for the episode that were never told."""
+    return tuple(
+        sorted({str(r.get("receiver")) for r in records if r.get("status") == status} - set(told))
+    )
 
 
 def _incidents(sources: _Sources) -> IncidentsSection:
