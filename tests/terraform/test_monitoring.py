@@ -12,7 +12,6 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,18 @@ import yaml
 from shared.config import Settings, load_settings
 from shared.metrics import METRICS, MetricSpec
 from shared.services.sla_assess import duration_label
-from tests.terraform.test_terraform import block, blocks, load_module, resources_of
+from tests.helpers import EXAMPLE_CONFIG
+from tests.terraform.test_terraform import (
+    TF_DIR,
+    block,
+    blocks,
+    load_module,
+    resources_of,
+    strings,
+)
 from tools import tf_catalog
 
-REPO = Path(__file__).resolve().parents[2]
-TF_DIR = REPO / "terraform"
 MY_FILES = ("monitoring.tf", "dashboard.tf")
-EXAMPLE_CONFIG = REPO / "config" / "opsuite.example.yaml"
 TERRAFORM = shutil.which("terraform")
 
 APIS_READY = "${time_sleep.apis_ready}"
@@ -103,17 +107,6 @@ def threshold(condition: dict[str, Any]) -> dict[str, Any]:
 def unescape(text: str) -> str:
     """python-hcl2 keeps a quoted string's \\" escapes."""
     return text.replace('\\"', '"')
-
-
-def strings_in(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for value in node.values():
-            yield from strings_in(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from strings_in(item)
-    elif isinstance(node, str):
-        yield node
 
 
 def settings() -> Settings:
@@ -539,7 +532,7 @@ def test_log_based_metrics_and_their_policies(mon: dict[str, list[Any]]) -> None
 def test_filters_reference_only_existing_metric_types(mon: dict[str, list[Any]]) -> None:
     allowed = allowed_types(mon)
     seen: set[str] = set()
-    for text in strings_in(mon.get("resource", [])):
+    for text in strings(mon.get("resource", [])):
         for metric in metric_types(resolve(text, mon)):
             assert metric in allowed, f"unknown metric type {metric!r}"
             seen.add(metric)
@@ -682,7 +675,7 @@ def test_dashboard_json_parses_and_uses_only_known_metrics(mon: dict[str, list[A
         }
         assert not area & cells, f"tile {tile['widget']['title']!r} overlaps another"
         cells |= area
-        filters = [resolve(text, mon) for text in strings_in(tile) if "metric.type" in text]
+        filters = [resolve(text, mon) for text in strings(tile) if "metric.type" in text]
         assert filters, f"tile {tile['widget']['title']!r} has no query"
         for text in filters:
             for metric in metric_types(text):
