@@ -660,7 +660,6 @@ def _freshness(sources: _Sources, window_days: Sequence[date]) -> FreshnessSecti
             missing=f"no evaluations of {names} in the window: {_HOW_TO_EVALUATE}; the "
             "back-fill reads each table's health.freshness.tables[].loaded_at column",
         )
-    today = sources.now.date()
     rows = []
     for table in tables:
         warn, error = _thresholds(settings, table)
@@ -673,7 +672,6 @@ def _freshness(sources: _Sources, window_days: Sequence[date]) -> FreshnessSecti
                 continue
             worst = None if None in that_day else max(a for a in that_day if a is not None)
             cells.append(FreshnessDay(day, _grade(worst, warn, error), worst, len(that_day)))
-        today_cell = next((c for c in cells if c.day == today), None)
         newest = seen[-1] if seen else None
         rows.append(
             FreshnessRow(
@@ -681,7 +679,7 @@ def _freshness(sources: _Sources, window_days: Sequence[date]) -> FreshnessSecti
                 warn_after_hours=warn / 3600,
                 error_after_hours=error / 3600,
                 status=_grade(newest[1], warn, error) if newest else "no data",
-                today=today_cell.status if today_cell else "no data",
+                today=cells[-1].status,  # the window ends on the report's day
                 age_hours=newest[1] if newest else None,
                 measured_at=newest[0] if newest else None,
                 days=tuple(cells),
