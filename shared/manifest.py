@@ -16,7 +16,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import date as Date
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -82,6 +82,12 @@ class RejectedTable(_Record):
 
     name: str  # "dataset.table" exactly as listed (may not parse as a TableRef)
     error: str
+
+
+#: A run still in progress this long after its claim has stalled (a backup of the whole
+#: configuration takes minutes; continuations resume within the function's timeout):
+#: the health check warns, the report flags it.
+IN_PROGRESS_WARN_AFTER = timedelta(hours=2)
 
 
 class RunClaim(_Record):

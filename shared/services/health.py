@@ -20,7 +20,14 @@ from typing import Any, Literal
 from shared import __version__
 from shared.config import FreshnessTable, Settings
 from shared.errors import BadInput, NotFound, OpsuiteError
-from shared.manifest import CLAIM, MANIFEST, Manifest, RunClaim, RunLayout
+from shared.manifest import (
+    CLAIM,
+    IN_PROGRESS_WARN_AFTER,
+    MANIFEST,
+    Manifest,
+    RunClaim,
+    RunLayout,
+)
 from shared.models import RunHistoryQuery
 from shared.ports import ObjectStore, Warehouse
 from shared.services.trigger_rejections import newest_rejection
@@ -359,16 +366,17 @@ def check_backups(deps: HealthDeps, mode: Mode) -> list[CheckEntry]:
     ]
     if claim is not None:
         running = (now - claim.created_at).total_seconds()
+        stalled = running > IN_PROGRESS_WARN_AFTER.total_seconds()
         entries.append(
             CheckEntry(
                 "backup:inProgress",
                 f"run {claim.run_id}",
                 "component",
-                "warn" if running > 2 * 3600 else "pass",
+                "warn" if stalled else "pass",
                 now,
                 round(running),
                 "s",
-                "a newer run has not finished" if running > 2 * 3600 else "",
+                "a newer run has not finished" if stalled else "",
             )
         )
     return [*entries, *rejected]

@@ -29,9 +29,9 @@ def list_runs(store: ObjectStore, bucket: str, prefix: str) -> list[RunSummary]:
 
 def read_runs(
     store: ObjectStore, bucket: str, prefix: str
-) -> list[tuple[RunSummary, Manifest | None]]:
-    """Each run, newest first, with the manifest its summary was read from (None: the run
-    is in progress), for a reader that needs more of a manifest than the totals."""
+) -> list[tuple[RunSummary, Manifest | RunClaim]]:
+    """Each run, newest first, with the record its summary was read from (its manifest,
+    or its claim while it is in progress), for a reader that needs more than the totals."""
     base = f"{prefix}/" if prefix else ""
     runs: dict[str, dict[str, str]] = {}
     for obj in store.list(bucket, base):
@@ -39,7 +39,7 @@ def read_runs(
         run_id, _, leaf = rest.partition("/")
         if leaf in (MANIFEST, CLAIM):
             runs.setdefault(run_id, {})[leaf] = obj.name
-    out: list[tuple[RunSummary, Manifest | None]] = []
+    out: list[tuple[RunSummary, Manifest | RunClaim]] = []
     for run_id, leaves in sorted(runs.items(), reverse=True):
         if MANIFEST in leaves:
             m = Manifest.model_validate_json(store.read(bucket, leaves[MANIFEST]))
@@ -58,7 +58,7 @@ def read_runs(
             claimed = RunSummary(
                 run_id, "in progress", len(c.tables), 0, 0, 0, c.instant.isoformat()
             )
-            out.append((claimed, None))
+            out.append((claimed, c))
     return out
 
 

@@ -44,13 +44,14 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import ValidationError
 
 from shared.composition import Adapters
 from shared.config import FreshnessSli, RatioSli, RecoveryTimeSli, Settings, Slo
 from shared.errors import BadInput, ConfigError, OpsuiteError
+from shared.manifest import IN_PROGRESS_WARN_AFTER, Manifest, RunClaim
 from shared.models import EvaluationRecord, parse_utc_instant
 from shared.ports import EvaluationHistory
 from shared.services.health import freshness_status, ratio_status
@@ -64,6 +65,10 @@ from shared.services.sla import (
 from shared.services.sla_assess import Assessment, duration_label, latest_per_instant, pair_label
 from shared.services.sla_backfill import BACKFILL_KINDS
 from shared.services.sla_sli import freshness_tables
+
+if TYPE_CHECKING:
+    from shared.services.inventory import RunSummary
+    from shared.services.trigger_rejections import TriggerRejection
 
 logger = logging.getLogger(__name__)
 S = TypeVar("S")
@@ -197,7 +202,8 @@ class FreshnessSection:
 class BackupNight:
     run_id: str
     instant: datetime
-    status: str  # complete | partial | failed | in progress
+    #: complete | partial | failed | in progress | missed (no run of a night that was due)
+    status: str
     tables: int
     failed_tables: int
     rows: int
@@ -210,6 +216,9 @@ class BackupNight:
     verified_tables: int
     #: tables whose check failed
     verification_failures: tuple[str, ...]
+    #: what an operator should know: a missed night's rejected trigger, a stalled run,
+    #: the failed tables' errors
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -701,46 +710,38 @@ def _freshness(sources: _Sources, window_days: Sequence[date]) -> FreshnessSecti
 
 def _backups(sources: _Sources, days: int) -> BackupsSection:
     from shared.services.inventory import read_runs
+    from shared.services.trigger_rejections import rejections_since
 
     b = sources.settings.backups
     store = sources.adapters.store
     nights = []
-    for run, manifest in read_runs(store, b.bucket, b.prefix):
+    runs = read_runs(store, b.bucket, b.prefix)
+    for run, record in runs:
         instant = parse_utc_instant(run.instant)
         if instant is None or instant <= sources.since or instant > sources.now:
             continue
-        files, duration, verified, failures = 0, None, 0, []
-        verification: Verification = "not verified"
-        if manifest is not None:
-            files = sum(len(t.files) for t in manifest.tables)
-            duration = (manifest.completed_at - manifest.created_at).total_seconds()
-            complete = [t for t in manifest.tables if t.status == "complete"]
-            checked = [t for t in complete if t.verification is not None]
-            verified = sum(1 for t in checked if t.verification and t.verification.ok)
-            failures = [t.source for t in checked if t.verification and not t.verification.ok]
-            if failures:
-                verification = "failed"
-            elif complete and verified == len(complete):
-                verification = "verified"
-            elif verified:
-                verification = "partly verified"
-        nights.append(
-            BackupNight(
-                run_id=run.run_id,
-                instant=instant,
-                status=run.status,
-                tables=run.tables,
-                failed_tables=run.failed,
-                rows=run.rows,
-                bytes=run.bytes,
-                files=files,
-                duration_seconds=duration,
-                verification=verification,
-                verified_tables=verified,
-                verification_failures=tuple(failures),
-            )
-        )
+        nights.append(_night(sources, run, record, instant))
     drill = _drill_section(sources)
+    if not runs:
+        return BackupsSection(
+            missing=f"no backup runs in gs://{b.bucket}/{b.prefix}/: run `opsuite backup` "
+            f"(the nightly run is scheduled at {b.schedule_utc} UTC)",
+            drill=drill,
+        )
+    # a night without its nightly run (``YYYYMMDD``; a subset run doesn't stand in for
+    # it), from the first night backed up on, once its run is an hour overdue
+    nightly = {r.run_id for r, _ in runs}
+    dates = [d for d in (_run_date(r.run_id) for r, _ in runs) if d is not None]
+    first = min(dates, default=sources.now.date())
+    hour, minute = (int(x) for x in b.schedule_utc.split(":"))
+    rejected = rejections_since(store, b.bucket, max(first, sources.since.date()))
+    day = max(first, sources.since.date())
+    while day <= sources.now.date():
+        due = datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
+        if f"{day:%Y%m%d}" not in nightly and sources.since < due and due + _DUE <= sources.now:
+            nights.append(_missed(day, due, rejected.get(day)))
+        day += timedelta(days=1)
+    nights.sort(key=lambda n: (n.instant, n.run_id), reverse=True)
     if not nights:
         return BackupsSection(
             missing=f"no backup runs in the last {days} days in gs://{b.bucket}/{b.prefix}/: "
@@ -748,6 +749,87 @@ def _backups(sources: _Sources, days: int) -> BackupsSection:
             drill=drill,
         )
     return BackupsSection(nights=tuple(nights), drill=drill)
+
+
+#: a night's run is missed once this long past its scheduled time without a claim
+_DUE = timedelta(hours=1)
+
+
+def _run_date(run_id: str) -> date | None:
+    try:
+        return datetime.strptime(run_id[:8], "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def _missed(day: date, due: datetime, rejection: TriggerRejection | None) -> BackupNight:
+    note = f"no run of {day} (scheduled {due:%H:%M} UTC)"
+    if rejection is not None:
+        note += (
+            f": its trigger was rejected at {rejection.rejected_at:%H:%M} UTC "
+            f"({rejection.error_type}: {rejection.error})"[:400]
+        )
+    return BackupNight(
+        run_id=f"{day:%Y%m%d}",
+        instant=due,
+        status="missed",
+        tables=0,
+        failed_tables=0,
+        rows=0,
+        bytes=0,
+        files=0,
+        duration_seconds=None,
+        verification="not verified",
+        verified_tables=0,
+        verification_failures=(),
+        note=note,
+    )
+
+
+def _night(
+    sources: _Sources, run: RunSummary, record: Manifest | RunClaim, instant: datetime
+) -> BackupNight:
+    files, duration, verified, failures = 0, None, 0, []
+    verification: Verification = "not verified"
+    note = None
+    if isinstance(record, Manifest):
+        files = sum(len(t.files) for t in record.tables)
+        duration = (record.completed_at - record.created_at).total_seconds()
+        complete = [t for t in record.tables if t.status == "complete"]
+        checked = [t for t in complete if t.verification is not None]
+        verified = sum(1 for t in checked if t.verification and t.verification.ok)
+        failures = [t.source for t in checked if t.verification and not t.verification.ok]
+        if failures:
+            verification = "failed"
+        elif complete and verified == len(complete):
+            verification = "verified"
+        elif verified:
+            verification = "partly verified"
+        if record.failed:
+            note = "; ".join(f"{t.source}: {t.error}" for t in record.failed)[:400]
+    else:
+        running = sources.now - record.created_at
+        if running > IN_PROGRESS_WARN_AFTER:
+            note = (
+                f"stalled: in progress for {running.total_seconds() / 3600:,.1f} h since its "
+                f"claim (the health check warns after {IN_PROGRESS_WARN_AFTER.seconds // 3600} "
+                "h); `opsuite backup` resumes it"
+            )
+    return BackupNight(
+        run_id=run.run_id,
+        instant=instant,
+        status=run.status,
+        tables=run.tables,
+        failed_tables=run.failed,
+        rows=run.rows,
+        bytes=run.bytes,
+        files=files,
+        duration_seconds=duration,
+        verification=verification,
+        verified_tables=verified,
+        verification_failures=tuple(failures),
+        note=note,
+    )
 
 
 def _drill_section(sources: _Sources) -> DrillSection:

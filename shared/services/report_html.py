@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from shared.services.report import ReportData
+from shared.services.report import BackupNight, ReportData
 
 #: Okabe-Ito: distinguishable with every common colour-vision deficiency
 OK, WARN, BAD, NODATA = "#009E73", "#E69F00", "#D55E00", "#BBBBBB"
@@ -46,9 +46,10 @@ th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .missing { background: #f6f6f6; border-left: 4px solid #888; padding: 8px 12px; }
 .state { font-weight: 600; padding: 1px 6px; border-radius: 3px; color: #1a1a1a; }
-.state-breaching, .state-exhausted, .state-failed, .state-error, .state-open
+.state-breaching, .state-exhausted, .state-failed, .state-error, .state-open, .state-missed
   { background: #f3c9b0; } /* vermillion, light */
-.state-burning, .state-partial, .state-warn { background: #f7ddb0; } /* orange, light */
+.state-burning, .state-partial, .state-warn, .state-stalled
+  { background: #f7ddb0; } /* orange, light */
 .state-ok, .state-complete, .state-resolved, .state-green, .state-pass { background: #b8e3d3; }
 .chart { margin: 4px 0 8px; }
 """
@@ -374,43 +375,72 @@ def _backups(data: ReportData, charts: _Charts) -> str:
         out = [_missing("backups", section.missing)]
     else:
         rows = "".join(
-            f'<tr data-run="{_e(n.run_id)}"><td>{_e(n.run_id)}</td>'
-            f'<td data-field="status">{_state(n.status)}</td>'
+            f'<tr data-run="{_e(n.run_id)}" data-status="{_e(_night_status(n))}">'
+            f"<td>{_e(n.run_id)}</td>"
+            f'<td data-field="status">{_state(_night_status(n))}</td>'
             f'<td class="num" data-field="tables">{n.tables}</td>'
             f'<td class="num" data-field="rows">{n.rows:,}</td>'
             f'<td class="num" data-field="bytes" data-value="{n.bytes}">'
             f"{n.bytes / 1e6:,.2f} MB</td>"
             f'<td class="num" data-field="files">{n.files}</td>'
             f'<td class="num">{_num(n.duration_seconds, 1)}</td>'
-            f"<td>{_e(n.verification)}</td></tr>"
+            f"<td>{_e(n.verification)}</td>"
+            f'<td data-field="note">{_e(n.note or "")}</td></tr>'
             for n in section.nights
         )
+        bars = [
+            {
+                "night": n.run_id,
+                "mb": n.bytes / 1e6,
+                "status": _night_status(n),
+                "mark": _NIGHT_MARKS.get(_night_status(n), ""),
+            }
+            for n in section.nights
+        ]
         out = [
             '<table id="backup-table"><thead><tr><th>night</th><th>status</th>'
             '<th class="num">tables</th><th class="num">rows</th><th class="num">size</th>'
             '<th class="num">files</th><th class="num">duration (s)</th>'
-            f"<th>verification</th></tr></thead><tbody>{rows}</tbody></table>",
+            "<th>verification</th><th>note</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>",
             charts.add(
                 "backups",
                 {
                     "width": 1050,
                     "height": 160,
-                    "data": {"values": [
-                        {"night": n.run_id, "mb": n.bytes / 1e6, "status": n.status}
-                        for n in section.nights
-                    ]},
-                    "mark": "bar",
+                    "data": {"values": bars},
                     "encoding": {
                         "x": {"field": "night", "type": "ordinal", "title": None,
                               "sort": "ascending"},
-                        "y": {"field": "mb", "type": "quantitative", "title": "MB exported"},
-                        "color": {"field": "status", "type": "nominal", "title": None,
-                                  "scale": {"domain": ["complete", "partial", "failed",
-                                                       "in progress"],
-                                            "range": [OK, WARN, BAD, NODATA]}},
                     },
+                    "layer": [
+                        {
+                            "mark": "bar",
+                            "encoding": {
+                                "y": {"field": "mb", "type": "quantitative",
+                                      "title": "MB exported"},
+                                "color": {"field": "status", "type": "nominal", "title": None,
+                                          "scale": {"domain": list(_NIGHT_COLOURS),
+                                                    "range": list(_NIGHT_COLOURS.values())}},
+                                "tooltip": [{"field": "night"}, {"field": "status"},
+                                            {"field": "mb", "format": ",.2f", "title": "MB"}],
+                            },
+                        },
+                        {
+                            # not by colour alone: a glyph under each night that wasn't
+                            # complete (a missed night has no bar to colour)
+                            "mark": {"type": "text", "baseline": "bottom", "dy": -2,
+                                     "fontSize": 13, "fontWeight": "bold"},
+                            "encoding": {
+                                "y": {"datum": 0},
+                                "text": {"field": "mark"},
+                                "color": {"value": "#1a1a1a"},
+                            },
+                        },
+                    ],
                 },
-                "bytes exported per night by status",
+                "bytes exported per night by status; ✕ missed, ! failed or partial, "
+                "… in progress, ⏸ stalled",
             ),
         ]  # fmt: skip
     drill = section.drill
@@ -432,6 +462,24 @@ def _backups(data: ReportData, charts: _Charts) -> str:
             + "</p>"
         )
     return "".join(out)
+
+
+_NIGHT_COLOURS = {
+    "complete": OK,
+    "partial": WARN,
+    "failed": BAD,
+    "in progress": NODATA,
+    "stalled": PURPLE,
+    "missed": BAD,
+}
+_NIGHT_MARKS = {"partial": "!", "failed": "!", "in progress": "…", "stalled": "⏸", "missed": "✕"}
+
+
+def _night_status(night: BackupNight) -> str:
+    """Its status, "stalled" for a run in progress for too long (its note says why)."""
+    if night.status == "in progress" and night.note:
+        return "stalled"
+    return night.status
 
 
 def _phases(data: ReportData, charts: _Charts) -> str:

@@ -59,15 +59,39 @@ def record_rejection(store: ObjectStore, bucket: str, rejection: TriggerRejectio
     return True
 
 
+def _names(store: ObjectStore, bucket: str) -> list[str]:
+    """The rejection records' names, oldest day first."""
+    return sorted(o.name for o in store.list(bucket, REJECTIONS_PREFIX) if o.name.endswith(".json"))
+
+
 def newest_rejection(store: ObjectStore, bucket: str) -> TriggerRejection | None:
     """The most recent day's rejection record, if any."""
-    names = sorted(
-        o.name for o in store.list(bucket, REJECTIONS_PREFIX) if o.name.endswith(".json")
-    )
-    if not names:
-        return None
+    names = _names(store, bucket)
+    return _read(store, bucket, names[-1]) if names else None
+
+
+def rejections_since(store: ObjectStore, bucket: str, since: date) -> dict[date, TriggerRejection]:
+    """The rejection record of each day from ``since`` on, by day (one listing)."""
+    out = {}
+    for name in _names(store, bucket):
+        day = _day_of(name)
+        if day is not None and day >= since:
+            rejection = _read(store, bucket, name)
+            if rejection is not None:
+                out[rejection.date] = rejection
+    return out
+
+
+def _day_of(name: str) -> date | None:
     try:
-        body = json.loads(store.read(bucket, names[-1]))
+        return datetime.strptime(name.rsplit("/", 1)[-1][:8], "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def _read(store: ObjectStore, bucket: str, name: str) -> TriggerRejection | None:
+    try:
+        body = json.loads(store.read(bucket, name))
         return TriggerRejection(
             date=date.fromisoformat(body["date"]),
             rejected_at=datetime.fromisoformat(body["rejected_at"]),
@@ -78,12 +102,14 @@ def newest_rejection(store: ObjectStore, bucket: str) -> TriggerRejection | None
     except NotFound:  # removed between the listing and the read
         return None
     except (ValueError, KeyError, TypeError, AttributeError):
-        day = datetime.strptime(names[-1].rsplit("/", 1)[-1][:8], "%Y%m%d").date()
+        day = _day_of(name)
+        if day is None:
+            return None  # not a record this module wrote
         return TriggerRejection(
             date=day,
             rejected_at=datetime.combine(day, datetime.min.time(), UTC),
             error_type="unknown",
-            error=f"the rejection record {names[-1]} is unreadable",
+            error=f"the rejection record {name} is unreadable",
             message_id="",
         )
 

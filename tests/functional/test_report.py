@@ -119,6 +119,30 @@ def test_backups_drill_and_incidents_are_the_data(
     assert heat == expected
 
 
+def test_missed_and_stalled_nights_read_without_colour(report: ReportData) -> None:  # noqa: F811
+    [done] = report.backups.nights
+    missed = replace(
+        done, run_id="20260101", status="missed", bytes=0, files=0, note="no run of 2026-01-01"
+    )
+    stalled = replace(done, run_id="20260102", status="in progress", note="stalled: 5.0 h")
+    running = replace(done, run_id="20260103", status="in progress", note=None)
+    nights = (running, stalled, missed, done)
+    text = render(replace(report, backups=replace(report.backups, nights=nights)), "")
+    statuses = {
+        a["data-run"]: a["data-status"]
+        for t, a in _elements(text)
+        if t == "tr" and a.get("data-run")
+    }
+    assert statuses == {
+        "20260103": "in progress", "20260102": "stalled", "20260101": "missed",
+        done.run_id: "complete",
+    }  # fmt: skip
+    assert '<td data-field="note">no run of 2026-01-01</td>' in text
+    specs = json.loads(re.search(r'id="specs">(.*?)</script>', text, re.S).group(1))  # type: ignore[union-attr]
+    glyphs = {v["night"]: v["mark"] for v in specs["backups"]["data"]["values"]}
+    assert glyphs == {"20260103": "…", "20260102": "⏸", "20260101": "✕", done.run_id: ""}
+
+
 def test_an_empty_store_says_what_is_missing_per_section(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

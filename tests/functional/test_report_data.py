@@ -23,6 +23,7 @@ from shared.composition import Adapters
 from shared.config import RatioSli
 from shared.errors import TransientError
 from shared.events import PubSubMessage
+from shared.manifest import CLAIM, MANIFEST, RunClaim
 from shared.models import EvaluationRecord, ObjectInfo, RunBucketQuery
 from shared.ports import EvaluationHistory, ObjectStore
 from shared.services.alert_inputs import alert_from_message
@@ -33,9 +34,18 @@ from shared.services.report import ReportData, gather
 from shared.services.seed import seed_demo
 from shared.services.sla import SlaDeps, SlaRequest, current_status, evaluate, slo_history
 from shared.services.sla_backfill import backfill
-from tests.helpers import BUCKET, Stack, backup_now, make_example_stack
+from shared.services.trigger_rejections import TriggerRejection, record_rejection
+from tests.helpers import (
+    BUCKET,
+    FOUR_TABLES,
+    Stack,
+    backup_now,
+    make_example_stack,
+    make_stack,
+)
 
 DAYS = 3
+JSON = "application/json"
 
 
 @dataclass
@@ -391,6 +401,93 @@ def test_a_row_counts_its_runs_on_the_day_its_interval_ends_in_and_none_after_no
     assert overall[before] == (1, 2, "fail") and overall[today.date()] == (0, 0, None)
     budget = {b.slo: b for b in report.budget.slos}["phase_success_rate"]
     assert [p.at for p in budget.points] == [rows[0].at, rows[1].at]
+
+
+def test_missed_nights_are_rows_and_a_stalled_run_is_flagged(tmp_path: Path) -> None:
+    """Nights without their nightly run are rows of their own (with the rejected trigger
+    when there is one), from the first night backed up on; a subset run doesn't stand in
+    for the nightly one; a run in progress past IN_PROGRESS_WARN_AFTER is stalled."""
+    stack = make_stack(tmp_path)
+    seed_demo(stack.adapters.warehouse)  # type: ignore[arg-type]
+    store = stack.adapters.store
+    template = stack.manifest(backup_now(stack))  # a real run (its date is outside)
+    base = datetime.now(UTC).date() - timedelta(days=40)
+
+    def at(day: int, hour: int, minute: int = 0) -> datetime:
+        d = base + timedelta(days=day)
+        return datetime(d.year, d.month, d.day, hour, minute, tzinfo=UTC)
+
+    def night(day: int, run_id: str | None = None) -> None:
+        instant = at(day, 9, 30)
+        run_id = run_id or f"{instant:%Y%m%d}"
+        manifest = template.model_copy(
+            update={
+                "run_id": run_id, "date": instant.date(), "instant": instant,
+                "created_at": instant, "completed_at": instant + timedelta(minutes=4),
+            }
+        )  # fmt: skip
+        store.write(
+            BUCKET, f"backups/{run_id}/{MANIFEST}", manifest.model_dump_json().encode(), JSON
+        )
+
+    def claim(day: int, created: datetime) -> None:
+        instant = at(day, 9, 30)
+        record = RunClaim(
+            run_id=f"{instant:%Y%m%d}", date=instant.date(), instant=instant,
+            tables=FOUR_TABLES, created_at=created, backend="local",
+        )  # fmt: skip
+        store.write(
+            BUCKET, f"backups/{record.run_id}/{CLAIM}", record.model_dump_json().encode(), JSON
+        )
+
+    night(-3)  # the first night backed up: nothing before it is missed
+    night(2, f"{at(2, 0):%Y%m%d}-0123abcd")  # a subset run only
+    night(3)
+    night(4)
+    claim(5, at(5, 9, 31))  # 26.5 h in progress at the report: stalled
+    claim(6, at(6, 11, 50))  # 10 minutes: in progress
+    record_rejection(
+        store,
+        BUCKET,
+        TriggerRejection(
+            base + timedelta(days=1), at(1, 9, 30), "ConfigError", "backups.tables: bad", "42"
+        ),
+    )
+    try:
+        adapters = _read_only(stack.adapters)
+        report = gather(stack.settings, adapters, now=at(6, 12), days=6)
+        wide = gather(stack.settings, adapters, now=at(6, 10), days=12)
+    finally:
+        stack.adapters.close()
+
+    def day_of(n: int) -> str:
+        return f"{base + timedelta(days=n):%Y%m%d}"
+
+    rows = [(n.run_id, n.status) for n in report.backups.nights]
+    assert rows == [
+        (day_of(6), "in progress"),
+        (day_of(5), "in progress"),
+        (day_of(4), "complete"),
+        (day_of(3), "complete"),
+        (f"{day_of(2)}-0123abcd", "complete"),
+        (day_of(2), "missed"),
+        (day_of(1), "missed"),
+    ]  # newest first; the window (day 0 12:00, day 6 12:00] holds no due night of day 0
+    by_id = {n.run_id: n for n in report.backups.nights}
+    assert by_id[day_of(6)].note is None
+    stalled = by_id[day_of(5)].note
+    assert stalled is not None and "stalled" in stalled and "26.5 h" in stalled
+    rejected = by_id[day_of(1)]
+    assert rejected.note is not None and "ConfigError: backups.tables: bad" in rejected.note
+    assert rejected.instant == at(1, 9, 30) and rejected.bytes == rejected.tables == 0
+    assert by_id[day_of(2)].note == f"no run of {base + timedelta(days=2)} (scheduled 09:30 UTC)"
+    # at 10:00 day 6's run isn't an hour overdue; nights before the first one aren't missed
+    wide_rows = [(n.run_id, n.status) for n in wide.backups.nights]
+    assert (day_of(6), "in progress") in wide_rows
+    assert [r for r in wide_rows if r[1] == "missed"] == [
+        (day_of(d), "missed") for d in (2, 1, 0, -1, -2)
+    ]
+    assert (day_of(-3), "complete") in wide_rows and len(wide_rows) == 11
 
 
 # -- (b) an empty store -----------------------------------------------------------------
