@@ -204,7 +204,4 @@ report: install
 
 # docs/report.png, the README's screenshot: the demo's report in headless Chromium
 report-screenshot: demo browser
-	bin=$(CHROMIUM_BIN); [ -x "$$bin" ] || bin=$$(command -v chromium); \
-	"$$bin" --headless=new --no-sandbox --disable-gpu --hide-scrollbars \
-	  --window-size=1250,3300 --virtual-time-budget=15000 \
-	  --screenshot=docs/report.png file://$(abspath .local/report.html)
+	$(BIN)/python -m tools.report_screenshot .local/report.html docs/report.png

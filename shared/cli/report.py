@@ -40,12 +40,12 @@ def write_report(
 ) -> dict[str, str]:
     """Gather, render and write the report (as of ``at``, default now); the sections that
     had no data, each with why."""
-    from shared.report_assets import vega_scripts
+    from shared.report_assets import vega_script_bodies
     from shared.services.report import gather
     from shared.services.report_html import render
 
     data = gather(settings, adapters, now=at or datetime.now(UTC), days=days)
-    page = render(data, vega_scripts())
+    page = render(data, vega_script_bodies())
     output.parent.mkdir(parents=True, exist_ok=True)
     temporary = output.with_name(f".{output.name}.tmp")
     temporary.write_text(page, encoding="utf-8")

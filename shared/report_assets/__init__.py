@@ -63,15 +63,22 @@ def script_body(source: str) -> str:
     if "<!--" in source:
         # `<!--` followed by `<script` puts the HTML parser where `</script>` no longer closes
         raise ValueError("script contains '<!--': it can't be inlined safely as it is")
+    # the HTML parser turns CR LF and CR into LF before the script runs (and before a
+    # Content-Security-Policy hash is checked): the body is what the browser will see
+    source = source.replace("\r\n", "\n").replace("\r", "\n")
     return _SCRIPT_END.sub(r"<\\/\1", _SOURCE_MAP.sub("", source))
+
+
+@functools.cache
+def vega_script_bodies() -> tuple[str, ...]:
+    """The three scripts in load order, each the body of an inline `<script>` element."""
+    package = files(__name__)
+    return tuple(
+        script_body(package.joinpath(a.filename).read_text(encoding="utf-8")) for a in ASSETS
+    )
 
 
 @functools.cache
 def vega_scripts() -> str:
     """The three scripts in load order, each as one `<script>...</script>` element."""
-    package = files(__name__)
-    return "".join(
-        f"<script>{script_body(package.joinpath(a.filename).read_text(encoding='utf-8'))}"
-        "</script>\n"
-        for a in ASSETS
-    )
+    return "".join(f"<script>{body}</script>\n" for body in vega_script_bodies())

@@ -15,6 +15,8 @@ When every chart has rendered, ``<body data-ready="true">``; a chart that fails 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 from collections.abc import Sequence
@@ -30,11 +32,21 @@ _UTC_MINUTES = "utcyearmonthdatehoursminutes"
 #: points per SLO in the budget chart: enough for 28 days at hourly resolution
 MAX_POINTS = 700
 
-_CSP = (
-    "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; "
-    "style-src 'unsafe-inline'; img-src data:; font-src 'none'; connect-src 'none'; "
-    "base-uri 'none'; form-action 'none'"
-)  # Vega compiles its expressions with Function(): 'unsafe-eval', nothing from anywhere
+
+def _csp(scripts: Sequence[str]) -> str:
+    """Nothing from anywhere; only the page's own scripts run (by their SHA-256, so an
+    injected inline script would not), with 'unsafe-eval' because Vega compiles its
+    expressions with Function(); inline styles, which Vega's SVG and vega-embed set."""
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
+        for s in scripts
+    )
+    return (
+        f"default-src 'none'; script-src {hashes} 'unsafe-eval'; "
+        "style-src 'unsafe-inline'; img-src data:; font-src 'none'; connect-src 'none'; "
+        "base-uri 'none'; form-action 'none'"
+    )
+
 
 _STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; color: #1a1a1a; background: #fff; margin: 0 auto;
@@ -206,8 +218,9 @@ def _budget(data: ReportData, charts: _Charts) -> str:
                             "mark": {"type": "line", "interpolate": "step-after"},
                             "encoding": {
                                 "x": {"field": "at", "type": "temporal", "title": None,
-                                      "scale": {"type": "utc"},
-                                      "axis": {"format": "%d %b"}},
+                                      "scale": {"type": "utc", **_window(data)},
+                                      "axis": {"format": "%d %b",
+                                               "tickCount": _day_ticks(data)}},
                                 "y": {"field": "budget", "type": "quantitative",
                                       "title": "error budget left (clamped to ±100 %)",
                                       "axis": {"format": "%"},
@@ -329,9 +342,13 @@ def _freshness(data: ReportData, charts: _Charts) -> str:
         statuses=("green", "warn", "error", "no data"),
         step=16,
         tooltip=[{"field": "max_age_hours", "title": "oldest (h)"}],
-        title="freshness per table per day: green, warn, error",
+        title="freshness per table per day",
     )
     return listing + chart
+
+
+#: each heat-strip status's glyph, so a cell reads without its colour (good: none)
+_GLYPHS = ("", "!", "✕", "–")
 
 
 def _heat_strip(
@@ -347,25 +364,42 @@ def _heat_strip(
     tooltip: list[dict[str, Any]],
     title: str,
 ) -> str:
-    """Rows × UTC days, one cell each, coloured by its status (good, warn, bad, no data)."""
+    """Rows × UTC days, one cell each, coloured by its status (good, warn, bad, no data)
+    and marked with its glyph (none, !, ✕, –) for who can't tell the colours apart."""
+    glyph = dict(zip(statuses, _GLYPHS, strict=True))
+    cells = [{**v, "glyph": glyph.get(v["status"], "?")} for v in values]
+    key = ", ".join(f"{g} {s}" if g else s for s, g in zip(statuses, _GLYPHS, strict=True))
     return charts.add(
         name,
         {
             "width": 820,
             "height": {"step": step},
-            "data": {"values": values},
-            "mark": {"type": "rect", "stroke": "#fff", "strokeWidth": 1},
+            "data": {"values": cells},
             "encoding": {
                 "x": {"field": "day", "type": "ordinal", "title": None,
                       "axis": {"labelAngle": -45}},
                 "y": {"field": row, "type": "nominal", "sort": order, "title": None,
                       "axis": {"labelLimit": 320}},
-                "color": {"field": "status", "type": "nominal", "title": legend,
-                          "scale": {"domain": list(statuses), "range": [OK, WARN, BAD, NODATA]}},
                 "tooltip": [{"field": row}, {"field": "day"}, {"field": "status"}, *tooltip],
             },
+            "layer": [
+                {
+                    "mark": {"type": "rect", "stroke": "#fff", "strokeWidth": 1},
+                    "encoding": {
+                        "color": {"field": "status", "type": "nominal",
+                                  "title": f"{legend} ({key})",
+                                  "scale": {"domain": list(statuses),
+                                            "range": [OK, WARN, BAD, NODATA]}},
+                    },
+                },
+                {
+                    "mark": {"type": "text", "fontSize": min(step - 4, 13),
+                             "fontWeight": "bold", "color": "#1a1a1a"},
+                    "encoding": {"text": {"field": "glyph"}},
+                },
+            ],
         },
-        title,
+        f"{title} ({key})",
     )  # fmt: skip
 
 
@@ -535,10 +569,10 @@ def _incidents(data: ReportData, charts: _Charts) -> str:
             "width": 1050,
             "height": {"step": 18},
             "data": {"values": values},
-            "mark": {"type": "bar", "cornerRadius": 2},
+            "mark": {"type": "bar", "cornerRadius": 2, "clip": True},
             "encoding": {
                 "x": {"field": "opened", "type": "temporal", "title": None,
-                      "scale": {"type": "utc"},
+                      "scale": {"type": "utc", **_window(data)},
                       "axis": {"format": "%d %b %H:%M"}},
                 "x2": {"field": "until"},
                 "y": {"field": "alert", "type": "nominal", "title": None},
@@ -566,6 +600,19 @@ def _incidents(data: ReportData, charts: _Charts) -> str:
     return chart + table
 
 
+def _window(data: ReportData) -> dict[str, int]:
+    """The report's window as a time scale's domain: a chart spans all of it, so a gap
+    in the data is a gap on the page, not a stretched line. (As domainMin/domainMax: a
+    ``domain`` on a bar's x with an x2 makes Vega-Lite 6.5 warn "Conflicting scale
+    property" and take the union.)"""
+    return {"domainMin": _ms(data.since), "domainMax": _ms(data.generated_at)}
+
+
+def _day_ticks(data: ReportData) -> dict[str, Any]:
+    """A tick a day, or every few days: about 14 labels, each a different date."""
+    return {"interval": "day", "step": max(1, -(-data.days // 14))}  # utc: the scale's
+
+
 def _ms(moment: datetime) -> int:
     """Epoch milliseconds: what a Vega-Lite temporal scale takes as a domain and as data."""
     return round(moment.timestamp() * 1000)
@@ -585,8 +632,8 @@ def _at(moment: datetime | None) -> str:
     return "—" if moment is None else f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
-def render(data: ReportData, scripts: str) -> str:
-    """The report page; ``scripts``: the vendored Vega scripts as ``<script>`` elements."""
+def render(data: ReportData, scripts: Sequence[str]) -> str:
+    """The report page; ``scripts``: the vendored Vega scripts' bodies, in load order."""
     charts = _Charts()
     body = [
         "<h2>SLOs</h2>",
@@ -617,7 +664,7 @@ def render(data: ReportData, scripts: str) -> str:
     return (
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_csp([*scripts, boot])}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>opsuite report {data.generated_at:%Y-%m-%d %H:%M} UTC</title>"
         f"<style>{_STYLE}</style></head>"
@@ -626,7 +673,7 @@ def render(data: ReportData, scripts: str) -> str:
         f'<p class="meta">Generated {_e(_at(data.generated_at))} from the {_e(data.backend)} '
         f"backend; the last {data.days} day(s) (since {_e(_at(data.since))}). {_e(summary)}</p>"
         + "".join(body)
-        + scripts
+        + "".join(f"<script>{body}</script>\n" for body in scripts)
         + f'<script type="application/json" id="specs">{_json(charts.specs)}</script>'
         + f"<script>{boot}</script>"
         + "</body></html>\n"

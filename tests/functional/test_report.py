@@ -9,6 +9,8 @@ shows. A browser opens it in tests/functional/test_report_browser.py.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 from dataclasses import replace
@@ -65,6 +67,17 @@ def test_the_report_is_one_file_that_fetches_nothing(page: tuple[Path, str]) -> 
     assert not [t for t, _ in elements if t in ("link", "iframe", "img", "object", "embed")]
     [csp] = [a["content"] for t, a in elements if a.get("http-equiv") == "Content-Security-Policy"]
     assert csp is not None and "connect-src 'none'" in csp and "default-src 'none'" in csp
+    # only the page's own scripts may run: one hash each, no 'unsafe-inline'
+    [script_src] = [d.split()[1:] for d in csp.split(";") if d.split()[0] == "script-src"]
+    bodies = re.findall(r"<script>(.*?)</script>", text, re.S)
+    assert len(bodies) == 4  # vega, vega-lite, vega-embed, the boot
+    assert sorted(script_src) == sorted(
+        [
+            f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'"
+            for b in bodies
+        ]
+        + ["'unsafe-eval'"]
+    )
     # the three vendored scripts, inline and whole
     assert vega_scripts() in text
     assert [a.version for a in ASSETS] == ["6.4.0", "6.5.0", "7.3.0"]
@@ -127,7 +140,7 @@ def test_missed_and_stalled_nights_read_without_colour(report: ReportData) -> No
     stalled = replace(done, run_id="20260102", status="in progress", note="stalled: 5.0 h")
     running = replace(done, run_id="20260103", status="in progress", note=None)
     nights = (running, stalled, missed, done)
-    text = render(replace(report, backups=replace(report.backups, nights=nights)), "")
+    text = render(replace(report, backups=replace(report.backups, nights=nights)), ())
     statuses = {
         a["data-run"]: a["data-status"]
         for t, a in _elements(text)
@@ -166,7 +179,7 @@ def test_what_the_report_shows_is_escaped(report: ReportData) -> None:  # noqa: 
     data = replace(
         report, incidents=replace(incidents, incidents=(first, *incidents.incidents[1:]))
     )
-    text = render(data, "")
+    text = render(data, ())
     assert "<img src=x" not in text and "<script>alert(2)" not in text
     assert "&lt;img src=x onerror=alert(1)&gt;" in text  # the table cell, escaped
     assert "\\u003cimg src=x" in text  # the chart's data, as JSON that can't close the script

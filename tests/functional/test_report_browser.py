@@ -11,13 +11,18 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import struct
+from datetime import timedelta
 from pathlib import Path
+
+import pytest
 
 from shared.services.report import ReportData
 from tests.browser import open_page, require_chromium
 from tests.functional.test_report import page  # noqa: F401 (fixture)
 from tests.functional.test_report_data import demo, report  # noqa: F401 (fixtures)
 from tests.helpers import ROOT
+from tools import report_screenshot
 
 ARTIFACTS = ROOT / ".local" / "test-artifacts"
 
@@ -55,6 +60,45 @@ def test_the_report_renders_offline_with_the_datas_numbers(
         assert cells == {
             (t.table, d.day.isoformat()): d.status for t in report.freshness.tables for d in t.days
         }
+        # ... and, not by colour alone, each cell's glyph: ✕ error, ! warn, – no data
+        glyphs = shown.evaluate(
+            "() => [...document.querySelectorAll('#chart-freshness .mark-text text')]"
+            ".map((t) => t.textContent)"
+        )
+        statuses = [d.status for t in report.freshness.tables for d in t.days]
+        for glyph, status in (("✕", "error"), ("!", "warn"), ("–", "no data")):
+            assert glyphs.count(glyph) == statuses.count(status), status
+        assert statuses.count("error") > 0
+        # the budget chart spans the window: a tick each midnight in it, none outside
+        ticks = shown.evaluate(
+            "() => [...document.querySelectorAll('#chart-budget .role-axis-label text')]"
+            ".map((t) => t.textContent).filter((t) => !t.endsWith('%'))"
+        )
+        midnights = [report.since.date() + timedelta(days=i + 1) for i in range(report.days)]
+        assert ticks == [f"{d:%d %b}" for d in midnights]
+        assert shown.count("#chart-budget .mark-line path") == len(
+            [b for b in report.budget.slos if any(p.budget_remaining is not None for p in b.points)]
+        )
+        # each burn rate point: the data's rate, for its SLO, pair and window
+        points = [
+            _pairs(str(label))
+            for label in shown.attributes("#chart-burn path[aria-label]", "aria-label")
+        ]
+        assert sorted((p["slo"], p["pair"], p["window"], p["rate"]) for p in points) == sorted(
+            (b.slo, r.pair, window, f"{rate:.2f}")
+            for b in report.budget.slos
+            for r in b.burn_rates
+            for window, rate in (("long", r.long_rate), ("short", r.short_rate))
+            if rate is not None
+        )
+        # one bar per incident, with its alert, severity and status
+        bars = [
+            _pairs(str(label))
+            for label in shown.attributes("#chart-incidents path[aria-label]", "aria-label")
+        ]
+        assert sorted((b["alert"], b["severity"], b["status"]) for b in bars) == sorted(
+            (i.alertname, i.severity, i.status) for i in report.incidents.incidents
+        )
         # the drill's projection, as written
         drill = report.backups.drill.drill
         assert drill is not None
@@ -64,8 +108,33 @@ def test_the_report_renders_offline_with_the_datas_numbers(
     shutil.copy(shot, ARTIFACTS / "report.png")
 
 
-def _fields(label: str) -> dict[str, str] | None:
+def _pairs(label: str) -> dict[str, str]:
     """Vega's mark label ``day: 2026-11-03; table: t; status: error; ...`` as a dict."""
     pairs = [part.split(": ", 1) for part in label.split("; ") if ": " in part]
-    found = {k.strip(): v.strip() for k, v in pairs}
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def _fields(label: str) -> dict[str, str] | None:
+    found = _pairs(label)
     return found if {"table", "day", "status"} <= set(found) else None
+
+
+def test_the_readme_screenshot_is_the_whole_page_and_refuses_a_broken_one(
+    page: tuple[Path, str],  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    require_chromium()
+    path, text = page
+    out = tmp_path / "report.png"
+    assert report_screenshot.main([str(path), str(out)]) == 0
+    width, height = struct.unpack(">II", out.read_bytes()[16:24])  # the PNG's IHDR
+    printed = capsys.readouterr().out
+    page_width, page_height = (int(n) for n in re.findall(r"(\d+)×(\d+) px", printed)[0])
+    assert (width, height) == (page_width, page_height) and height > 2000  # not a viewport
+    # a page whose chart fails (here: a spec Vega-Lite rejects) is not kept
+    broken = tmp_path / "broken.html"
+    broken.write_text(text.replace('"mark":"bar"', '"mark":"no-such-mark"', 1), encoding="utf-8")
+    assert report_screenshot.main([str(broken), str(tmp_path / "broken.png")]) == 1
+    assert not (tmp_path / "broken.png").exists()
+    assert "not a screenshot to keep" in capsys.readouterr().err
