@@ -19,11 +19,12 @@ import base64
 import hashlib
 import html
 import json
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from shared.services.report import BackupNight, ReportData
+from shared.services.report import BackupNight, BudgetPoint, ReportData
 
 #: Okabe-Ito: distinguishable with every common colour-vision deficiency
 OK, WARN, BAD, NODATA = "#009E73", "#E69F00", "#D55E00", "#BBBBBB"
@@ -107,9 +108,17 @@ def _missing(section: str, why: str) -> str:
     return f'<p class="missing" data-missing="{_e(section)}">{lead}: {_e(why)}</p>'
 
 
+def _round(value: float | None, digits: int) -> float | None:
+    """A chart's value to what it can show (its tooltips show fewer digits)."""
+    return None if value is None else round(value, digits)
+
+
 def _json(value: Any) -> str:
-    """JSON safe inside a ``<script>`` element."""
-    text = json.dumps(value, separators=(",", ":"), allow_nan=False, default=str)
+    """JSON safe inside a ``<script>`` element (read with JSON.parse, never run; UTF-8
+    as the page is, so a glyph is its 3 bytes, not a 6-character escape)."""
+    text = json.dumps(
+        value, separators=(",", ":"), allow_nan=False, default=str, ensure_ascii=False
+    )
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
@@ -131,13 +140,25 @@ class _Charts:
         )
 
 
-def _thin(points: Sequence[Any], limit: int = MAX_POINTS) -> list[Any]:
-    """At most ``limit`` points, evenly spaced, the first and the newest kept."""
+def _thin(points: Sequence[BudgetPoint], limit: int | None = None) -> list[BudgetPoint]:
+    """At most ``limit`` points, in time order: the first and the newest, and the window
+    cut into ``(limit - 2) // 2`` spans of as many points each, each span's lowest and
+    highest budget kept, so a dip (a burn the budget recovered from) is drawn however
+    long the window is. ``limit``: MAX_POINTS."""
+    limit = MAX_POINTS if limit is None else limit
     if len(points) <= limit:
         return list(points)
-    step = len(points) / (limit - 1)
-    picked = [points[int(i * step)] for i in range(limit - 1)]
-    return [*picked, points[-1]]
+    spans = (limit - 2) // 2
+    picked: set[int] = {0, len(points) - 1}
+    for i in range(spans):
+        own = range(i * len(points) // spans, (i + 1) * len(points) // spans)
+        picked.add(min(own, key=lambda j: (_budget_of(points[j]), j)))
+        picked.add(max(own, key=lambda j: (_budget_of(points[j]), -j)))
+    return [points[j] for j in sorted(picked)]
+
+
+def _budget_of(point: BudgetPoint) -> float:
+    return point.budget_remaining if point.budget_remaining is not None else 0.0
 
 
 def _slo_table(data: ReportData) -> str:
@@ -180,7 +201,7 @@ def _budget(data: ReportData, charts: _Charts) -> str:
     if section.missing:
         return _missing("budget", section.missing)
     values = [
-        {"slo": b.slo, "at": p.at.isoformat(), "budget": p.budget_remaining}
+        {"slo": b.slo, "at": p.at.isoformat(), "budget": _round(p.budget_remaining, 5)}
         for b in section.slos
         for p in _thin([p for p in b.points if p.budget_remaining is not None])
     ]
@@ -310,13 +331,13 @@ def _freshness(data: ReportData, charts: _Charts) -> str:
     section = data.freshness
     if section.missing:
         return _missing("freshness", section.missing)
-    order = [t.table for t in section.tables]
-    values = [
-        {"table": t.table, "day": d.day.isoformat(), "status": d.status,
-         "max_age_hours": d.max_age_hours}
+    strip = [
+        (
+            t.table,
+            [_Cell(d.day, d.status, {"max_age_hours": _round(d.max_age_hours, 2)}) for d in t.days],
+        )
         for t in section.tables
-        for d in t.days
-    ]  # fmt: skip
+    ]
     late = [t for t in section.tables if t.today in ("warn", "error") or t.status != "green"]
     table = "".join(
         f'<tr data-table="{_e(t.table)}"><td>{_e(t.table)}</td>'
@@ -335,52 +356,111 @@ def _freshness(data: ReportData, charts: _Charts) -> str:
     chart = _heat_strip(
         charts,
         "freshness",
-        values,
+        strip,
+        data.days,
         row="table",
-        order=order,
         legend="freshness",
         statuses=("green", "warn", "error", "no data"),
         step=16,
         tooltip=[{"field": "max_age_hours", "title": "oldest (h)"}],
-        title="freshness per table per day",
+        title="freshness per table",
+        combine=_oldest,
+        rest=f"{sum(1 for t in section.tables[MAX_ROWS:] if t.status != 'green')} of them "
+        "late now, listed above",
     )
     return listing + chart
 
 
+def _oldest(cells: Sequence[_Cell]) -> dict[str, Any]:
+    ages = [c.fields["max_age_hours"] for c in cells if c.fields["max_age_hours"] is not None]
+    return {"max_age_hours": max(ages, default=None)}
+
+
 #: each heat-strip status's glyph, so a cell reads without its colour (good: none)
 _GLYPHS = ("", "!", "✕", "–")
+#: a longer window is drawn a column per week (a column a day stays readable up to here)
+WEEKLY_AFTER_DAYS = 62
+#: at most this many rows drawn per heat strip, the most urgent (the caller's order)
+MAX_ROWS = 80
+
+
+@dataclass(frozen=True)
+class _Cell:
+    day: date
+    status: str
+    fields: dict[str, Any]
+
+
+def _weeks(
+    cells: Sequence[_Cell],
+    statuses: tuple[str, str, str, str],
+    combine: Callable[[Sequence[_Cell]], dict[str, Any]],
+) -> list[_Cell]:
+    """One cell per ISO week (Monday to Sunday; the window's first and last may be
+    shorter), dated by its first day: the worst status a day of it had (no data only
+    when no day had any), the fields ``combine``d, and how many days it holds."""
+    good, warn, bad, none = statuses
+    weeks: dict[date, list[_Cell]] = {}
+    for cell in cells:
+        weeks.setdefault(cell.day - timedelta(days=cell.day.weekday()), []).append(cell)
+    out = []
+    for own in weeks.values():
+        seen = {c.status for c in own}
+        status = next((s for s in (bad, warn, good) if s in seen), none)
+        fields = {
+            **combine(own),
+            "days": len(own),
+            "days_with_data": sum(1 for c in own if c.status != none),
+        }
+        out.append(_Cell(min(c.day for c in own), status, fields))
+    return out
 
 
 def _heat_strip(
     charts: _Charts,
     name: str,
-    values: list[dict[str, Any]],
+    rows: Sequence[tuple[str, Sequence[_Cell]]],
+    days: int,
     *,
     row: str,
-    order: list[str],
     legend: str,
     statuses: tuple[str, str, str, str],
     step: int,
     tooltip: list[dict[str, Any]],
     title: str,
+    combine: Callable[[Sequence[_Cell]], dict[str, Any]],
+    rest: str,
 ) -> str:
-    """Rows × UTC days, one cell each, coloured by its status (good, warn, bad, no data)
-    and marked with its glyph (none, !, ✕, –) for who can't tell the colours apart."""
+    """Rows (most urgent first) × UTC days, one cell each, coloured by its status (good,
+    warn, bad, no data) and marked with its glyph (none, !, ✕, –) for who can't tell the
+    colours apart. Past WEEKLY_AFTER_DAYS a column is a week; past MAX_ROWS the rest are
+    counted, not drawn: the page stays small and readable for any window and table count."""
+    weekly = days > WEEKLY_AFTER_DAYS
     glyph = dict(zip(statuses, _GLYPHS, strict=True))
-    cells = [{**v, "glyph": glyph.get(v["status"], "?")} for v in values]
+    drawn = rows[:MAX_ROWS]
+    cells = [
+        {row: label, "day": c.day.isoformat(), "status": c.status, **c.fields,
+         "glyph": glyph.get(c.status, "?")}
+        for label, own in drawn
+        for c in (_weeks(own, statuses, combine) if weekly else own)
+    ]  # fmt: skip
     key = ", ".join(f"{g} {s}" if g else s for s, g in zip(statuses, _GLYPHS, strict=True))
-    return charts.add(
+    per = "per week (its worst day)" if weekly else "per day"
+    extra = [{"field": "days_with_data", "title": "days with data"}] if weekly else []
+    chart = charts.add(
         name,
         {
             "width": 820,
             "height": {"step": step},
             "data": {"values": cells},
             "encoding": {
-                "x": {"field": "day", "type": "ordinal", "title": None,
+                "x": {"field": "day", "type": "ordinal",
+                      "title": "week from" if weekly else None,
                       "axis": {"labelAngle": -45}},
-                "y": {"field": row, "type": "nominal", "sort": order, "title": None,
-                      "axis": {"labelLimit": 320}},
-                "tooltip": [{"field": row}, {"field": "day"}, {"field": "status"}, *tooltip],
+                "y": {"field": row, "type": "nominal", "sort": [r for r, _ in drawn],
+                      "title": None, "axis": {"labelLimit": 320}},
+                "tooltip": [{"field": row}, {"field": "day"}, {"field": "status"}, *tooltip,
+                            *extra],
             },
             "layer": [
                 {
@@ -399,8 +479,16 @@ def _heat_strip(
                 },
             ],
         },
-        f"{title} ({key})",
+        f"{title} {per} ({key})",
     )  # fmt: skip
+    if len(rows) <= MAX_ROWS:
+        return chart
+    hidden = len(rows) - MAX_ROWS
+    return chart + (
+        f'<p class="missing" data-capped="{_e(name)}" data-hidden="{hidden}">Drawn: the '
+        f"{MAX_ROWS} most urgent of {len(rows)} {_e(row)}s; the other {hidden} are not drawn "
+        f"({_e(rest)}).</p>"
+    )
 
 
 def _backups(data: ReportData, charts: _Charts) -> str:
@@ -520,25 +608,37 @@ def _phases(data: ReportData, charts: _Charts) -> str:
     section = data.phases
     if section.missing:
         return _missing("phases", section.missing)
-    values = [
-        {"phase": p.phase, "day": d.day.isoformat(), "ratio": d.ratio,
-         "status": d.status or "no data", "runs": d.runs}
+    strip = [
+        (
+            p.phase,
+            [
+                _Cell(d.day, d.status or "no data",
+                      {"ratio": d.ratio, "runs": d.runs, "succeeded": d.succeeded})
+                for d in p.days
+            ],
+        )
         for p in section.phases
-        for d in p.days
     ]  # fmt: skip
-    order = [p.phase for p in section.phases]
     return _heat_strip(
         charts,
         "phases",
-        values,
+        strip,
+        data.days,
         row="phase",
-        order=order,
         legend="success",
         statuses=("pass", "warn", "fail", "no data"),
         step=22,
         tooltip=[{"field": "ratio", "format": ".1%"}, {"field": "runs"}],
-        title="pipeline phase success per day",
+        title="pipeline phase success",
+        combine=_runs,
+        rest="their success ratios are higher",
     )
+
+
+def _runs(cells: Sequence[_Cell]) -> dict[str, Any]:
+    runs = sum(int(c.fields["runs"] or 0) for c in cells)
+    good = sum(int(c.fields["succeeded"] or 0) for c in cells)
+    return {"runs": runs, "succeeded": good, "ratio": good / runs if runs else None}
 
 
 def _incidents(data: ReportData, charts: _Charts) -> str:

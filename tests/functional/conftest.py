@@ -11,6 +11,7 @@ from functions_framework import create_app
 
 from shared import runtime
 from shared.services.seed import seed_demo
+from tests.functional.report_stack import demo, report, report_page  # noqa: F401 (fixtures)
 from tests.helpers import ROOT, Stack, make_stack
 
 

@@ -23,7 +23,7 @@ from shared.cli import main
 from shared.report_assets import ASSETS, vega_scripts
 from shared.services.report import ReportData
 from shared.services.report_html import render
-from tests.functional.test_report_data import DAYS, Demo, demo, report  # noqa: F401 (fixtures)
+from tests.functional.report_stack import Demo
 from tests.helpers import make_example_stack
 
 
@@ -48,17 +48,8 @@ def _cli(config: Path, *args: str) -> int:
     return main(["--config", str(config), *args])
 
 
-@pytest.fixture(scope="module")
-def page(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:  # noqa: F811
-    output = tmp_path_factory.mktemp("page") / "report.html"
-    # at the demo's instant: the page and the `report` fixture's gather are the same data
-    args = ["report", "--days", str(DAYS), "--at", demo.now.isoformat(), "--output", str(output)]
-    assert _cli(demo.stack.config, *args) == 0
-    return output, output.read_text(encoding="utf-8")
-
-
-def test_the_report_is_one_file_that_fetches_nothing(page: tuple[Path, str]) -> None:
-    _path, text = page
+def test_the_report_is_one_file_that_fetches_nothing(report_page: tuple[Path, str]) -> None:
+    _path, text = report_page
     elements = _elements(text)
     # no external script, stylesheet, image, font or frame: every reference is inline
     for tag, attrs in elements:
@@ -85,14 +76,14 @@ def test_the_report_is_one_file_that_fetches_nothing(page: tuple[Path, str]) -> 
 
 
 def test_the_slo_table_shows_what_sla_status_says(
-    demo: Demo,  # noqa: F811
-    page: tuple[Path, str],
+    demo: Demo,
+    report_page: tuple[Path, str],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     capsys.readouterr()
     assert _cli(demo.stack.config, "sla", "status", "--json") in (0, 1)  # 1: some breach
     status = {s["slo"]: s for s in json.loads(capsys.readouterr().out)}
-    _path, text = page
+    _path, text = report_page
     rows: dict[str, dict[str, str | None]] = {}
     current = None
     for tag, attrs in _elements(text):
@@ -109,10 +100,10 @@ def test_the_slo_table_shows_what_sla_status_says(
 
 
 def test_backups_drill_and_incidents_are_the_data(
-    page: tuple[Path, str],
-    report: ReportData,  # noqa: F811
+    report_page: tuple[Path, str],
+    report: ReportData,
 ) -> None:
-    _path, text = page
+    _path, text = report_page
     elements = _elements(text)
     runs = {a["data-run"] for t, a in elements if t == "tr" and a.get("data-run")}
     assert runs == {n.run_id for n in report.backups.nights}
@@ -132,7 +123,7 @@ def test_backups_drill_and_incidents_are_the_data(
     assert heat == expected
 
 
-def test_missed_and_stalled_nights_read_without_colour(report: ReportData) -> None:  # noqa: F811
+def test_missed_and_stalled_nights_read_without_colour(report: ReportData) -> None:
     [done] = report.backups.nights
     missed = replace(
         done, run_id="20260101", status="missed", bytes=0, files=0, note="no run of 2026-01-01"
@@ -172,7 +163,7 @@ def test_an_empty_store_says_what_is_missing_per_section(
     assert 'id="chart-' not in text  # no empty chart drawn
 
 
-def test_what_the_report_shows_is_escaped(report: ReportData) -> None:  # noqa: F811
+def test_what_the_report_shows_is_escaped(report: ReportData) -> None:
     hostile = "<img src=x onerror=alert(1)></script><script>alert(2)</script>"
     incidents = report.incidents
     first = replace(incidents.incidents[0], alertname=hostile)
@@ -185,7 +176,7 @@ def test_what_the_report_shows_is_escaped(report: ReportData) -> None:  # noqa: 
     assert "\\u003cimg src=x" in text  # the chart's data, as JSON that can't close the script
 
 
-def test_days_must_be_positive(demo: Demo, tmp_path: Path) -> None:  # noqa: F811
+def test_days_must_be_positive(demo: Demo, tmp_path: Path) -> None:
     assert (
         _cli(demo.stack.config, "report", "--days", "0", "--output", str(tmp_path / "r.html")) == 64
     )

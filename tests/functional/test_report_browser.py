@@ -19,8 +19,6 @@ import pytest
 
 from shared.services.report import ReportData
 from tests.browser import open_page, require_chromium
-from tests.functional.test_report import page  # noqa: F401 (fixture)
-from tests.functional.test_report_data import demo, report  # noqa: F401 (fixtures)
 from tests.helpers import ROOT
 from tools import report_screenshot
 
@@ -28,12 +26,12 @@ ARTIFACTS = ROOT / ".local" / "test-artifacts"
 
 
 def test_the_report_renders_offline_with_the_datas_numbers(
-    page: tuple[Path, str],  # noqa: F811
-    report: ReportData,  # noqa: F811
+    report_page: tuple[Path, str],
+    report: ReportData,
     tmp_path: Path,
 ) -> None:
     require_chromium()
-    path, text = page
+    path, text = report_page
     specs = json.loads(re.search(r'id="specs">(.*?)</script>', text, re.S).group(1))  # type: ignore[union-attr]
     shot = tmp_path / "report.png"
     # ready, or a chart failed: either ends the wait at once
@@ -120,12 +118,12 @@ def _fields(label: str) -> dict[str, str] | None:
 
 
 def test_the_readme_screenshot_is_the_whole_page_and_refuses_a_broken_one(
-    page: tuple[Path, str],  # noqa: F811
+    report_page: tuple[Path, str],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     require_chromium()
-    path, text = page
+    path, text = report_page
     out = tmp_path / "report.png"
     assert report_screenshot.main([str(path), str(out)]) == 0
     width, height = struct.unpack(">II", out.read_bytes()[16:24])  # the PNG's IHDR
@@ -138,3 +136,27 @@ def test_the_readme_screenshot_is_the_whole_page_and_refuses_a_broken_one(
     assert report_screenshot.main([str(broken), str(tmp_path / "broken.png")]) == 1
     assert not (tmp_path / "broken.png").exists()
     assert "not a screenshot to keep" in capsys.readouterr().err
+
+
+def test_a_long_window_of_many_tables_renders_weekly_and_capped(tmp_path: Path) -> None:
+    require_chromium()
+    from shared.report_assets import vega_script_bodies
+    from shared.services.report import FreshnessSection
+    from shared.services.report_html import MAX_ROWS, render
+    from tests.unit.test_report_html import _data, _table
+
+    statuses = ["green", "warn", "error", "no data"]
+    rows = tuple(
+        _table(f"d.t_{i:03}", [statuses[(i + d) % 4] for d in range(120)]) for i in range(150)
+    )
+    path = tmp_path / "long.html"
+    page = render(_data(120, freshness=FreshnessSection(("f",), rows)), vega_script_bodies())
+    path.write_text(page, encoding="utf-8")
+    with open_page(path, wait_for="body[data-ready], body[data-error]") as shown:
+        assert shown.attribute("body", "data-error") is None
+        assert shown.requests == [] and shown.problems() == []
+        labels = shown.attributes("#chart-freshness path[aria-label]", "aria-label")
+        cells = [m for label in labels if (m := _fields(str(label)))]
+        weeks = {m["day"] for m in cells}
+        assert len(cells) == MAX_ROWS * len(weeks) and 17 <= len(weeks) <= 19
+        assert shown.count('[data-capped="freshness"]') == 1
