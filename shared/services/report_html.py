@@ -173,18 +173,20 @@ def _slo_table(data: ReportData) -> str:
         rows.append(
             f'<tr data-slo="{_e(r.name)}">'
             f"<td>{_e(r.name)}</td><td>{_e(r.severity)}</td>"
-            f'<td class="num">{_pct(r.objective)}</td>'
+            f'<td class="num" data-field="objective" data-value="{_e(r.objective)}">'
+            f"{_pct(r.objective)}</td>"
             f'<td class="num" data-field="sli" data-value="{_e(r.sli)}">'
             f"{_e(_sli(r.kind, r.sli))}</td>"
             f'<td class="num" data-field="compliance" data-value="{_e(r.compliance)}">'
             f"{_pct(r.compliance)}</td>"
             f'<td class="num" data-field="budget_remaining" data-value="{_e(r.budget_remaining)}">'
             f"{_pct(r.budget_remaining, 1)}</td>"
-            f'<td class="num">{minutes}</td>'
+            f'<td class="num" data-field="budget_remaining_minutes" '
+            f'data-value="{_e(r.budget_remaining_minutes)}">{minutes}</td>'
             f'<td class="num" data-field="coverage" data-value="{_e(r.coverage)}">'
             f"{_pct(r.coverage, 1)}</td>"
             f'<td data-field="state">{_state(r.state)}</td>'
-            f"<td>{_e(', '.join(r.burning))}</td></tr>"
+            f'<td data-field="burning">{_e(", ".join(r.burning))}</td></tr>'
         )
     return (
         '<table id="slo-table"><thead><tr><th>SLO</th><th>severity</th>'
@@ -281,11 +283,13 @@ def _budget(data: ReportData, charts: _Charts) -> str:
             charts.add(
                 "burn",
                 {
-                    "width": 150,
-                    "height": 160,
                     "data": {"values": burns},
-                    "facet": {"column": {"field": "slo", "type": "nominal", "title": None}},
+                    "facet": {"column": {"field": "slo", "type": "nominal", "title": None,
+                                         "header": {"labelLimit": 135, "labelFontSize": 10}}},
+                    "spacing": 18,
                     "spec": {
+                        "width": 150,  # each column's (a facet's own width is ignored)
+                        "height": 160,
                         "layer": [
                             {
                                 "mark": {"type": "point", "filled": True, "size": 70},
@@ -391,6 +395,12 @@ class _Cell:
     fields: dict[str, Any]
 
 
+def _label_glyphs(glyph: dict[str, str]) -> str:
+    """A Vega expression: a legend label with its glyph before it ("! warn")."""
+    cases = {s: f"{g} {s}" for s, g in glyph.items() if g}
+    return f"{_json(cases)}[datum.label] || datum.label"
+
+
 def _weeks(
     cells: Sequence[_Cell],
     statuses: tuple[str, str, str, str],
@@ -466,10 +476,10 @@ def _heat_strip(
                 {
                     "mark": {"type": "rect", "stroke": "#fff", "strokeWidth": 1},
                     "encoding": {
-                        "color": {"field": "status", "type": "nominal",
-                                  "title": f"{legend} ({key})",
+                        "color": {"field": "status", "type": "nominal", "title": legend,
                                   "scale": {"domain": list(statuses),
-                                            "range": [OK, WARN, BAD, NODATA]}},
+                                            "range": [OK, WARN, BAD, NODATA]},
+                                  "legend": {"labelExpr": _label_glyphs(glyph)}},
                     },
                 },
                 {
@@ -669,24 +679,41 @@ def _incidents(data: ReportData, charts: _Charts) -> str:
             "width": 1050,
             "height": {"step": 18},
             "data": {"values": values},
-            "mark": {"type": "bar", "cornerRadius": 2, "clip": True},
             "encoding": {
                 "x": {"field": "opened", "type": "temporal", "title": None,
                       "scale": {"type": "utc", **_window(data)},
-                      "axis": {"format": "%d %b %H:%M"}},
-                "x2": {"field": "until"},
+                      "axis": {"format": "%d %b", "tickCount": _day_ticks(data)}},
                 "y": {"field": "alert", "type": "nominal", "title": None},
                 "color": {"field": "severity", "type": "nominal",
                           "scale": {"domain": ["P0", "P1", "P2", "P3"],
                                     "range": [BAD, WARN, BLUE, SKY]}},
-                "opacity": {"field": "status", "type": "ordinal",
-                            "scale": {"domain": ["open", "resolved"], "range": [1, 0.45]}},
                 "tooltip": [{"field": "alert"}, {"field": "severity"}, {"field": "status"},
                             {"field": "opened", "type": "temporal", "title": "opened (UTC)",
                              "timeUnit": _UTC_MINUTES, "format": "%Y-%m-%d %H:%M"},
                             {"field": "until", "type": "temporal", "title": "until (UTC)",
                              "timeUnit": _UTC_MINUTES, "format": "%Y-%m-%d %H:%M"}],
             },
+            "layer": [
+                {
+                    "mark": {"type": "bar", "cornerRadius": 2, "clip": True},
+                    "encoding": {
+                        "x2": {"field": "until"},
+                        "opacity": {"field": "status", "type": "ordinal",
+                                    "scale": {"domain": ["open", "resolved"],
+                                              "range": [1, 0.45]}},
+                    },
+                },
+                {
+                    # where it opened, visible however short it was against the window;
+                    # its shape says open (▶, still going) or resolved (●)
+                    "mark": {"type": "point", "filled": True, "size": 60, "opacity": 1},
+                    "encoding": {
+                        "shape": {"field": "status", "type": "nominal", "title": "status",
+                                  "scale": {"domain": ["open", "resolved"],
+                                            "range": ["triangle-right", "circle"]}},
+                    },
+                },
+            ],
         },
         "incidents from opened to resolved (open ones to now)",
     )  # fmt: skip

@@ -75,6 +75,41 @@ def test_the_report_is_one_file_that_fetches_nothing(report_page: tuple[Path, st
     assert 0.84e6 < len(text.encode()) < 2e6  # the scripts are 0.84 MB of it
 
 
+class _SloRows(HTMLParser):
+    """The SLO table's rows: each ``data-field`` cell's value and text, by SLO."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, dict[str, tuple[str | None, str]]] = {}
+        self._slo: str | None = None
+        self._field: str | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "tr":
+            self._slo = a.get("data-slo")
+            if self._slo:
+                self.rows[self._slo] = {}
+        elif tag == "td" and self._slo and a.get("data-field"):
+            self._field, self._text = str(a["data-field"]), []
+            self.rows[self._slo][self._field] = (a.get("data-value"), "")
+
+    def handle_data(self, data: str) -> None:
+        if self._field is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._slo and self._field is not None:
+            value, _ = self.rows[self._slo][self._field]
+            self.rows[self._slo][self._field] = (value, "".join(self._text).strip())
+            self._field = None
+
+
+def _value(cell: tuple[str | None, str]) -> float | None:
+    return None if cell[0] in (None, "") else float(str(cell[0]))
+
+
 def test_the_slo_table_shows_what_sla_status_says(
     demo: Demo,
     report_page: tuple[Path, str],
@@ -84,19 +119,41 @@ def test_the_slo_table_shows_what_sla_status_says(
     assert _cli(demo.stack.config, "sla", "status", "--json") in (0, 1)  # 1: some breach
     status = {s["slo"]: s for s in json.loads(capsys.readouterr().out)}
     _path, text = report_page
-    rows: dict[str, dict[str, str | None]] = {}
-    current = None
-    for tag, attrs in _elements(text):
-        if tag == "tr" and attrs.get("data-slo"):
-            current = attrs["data-slo"]
-            rows[str(current)] = {}
-        elif tag == "td" and current and attrs.get("data-field"):
-            rows[str(current)][str(attrs["data-field"])] = attrs.get("data-value")
+    parser = _SloRows()
+    parser.feed(text)
+    rows = parser.rows
     assert set(rows) == set(status)
     for name, cells in rows.items():
-        for field in ("compliance", "budget_remaining"):
-            shown, expected = cells[field], status[name][field]
-            assert (None if shown in (None, "") else float(shown)) == expected, (name, field)
+        s = status[name]
+        for field, key in (
+            ("compliance", "compliance"),
+            ("budget_remaining", "budget_remaining"),
+            ("budget_remaining_minutes", "budget_remaining_minutes"),
+            ("coverage", "coverage"),
+            ("sli", "value"),
+            ("objective", "objective"),
+        ):
+            assert _value(cells[field]) == s[key], (name, field)
+        # what a person reads: the same numbers, rounded as shown
+        assert cells["compliance"][1] == (
+            "—" if s["compliance"] is None else f"{s['compliance'] * 100:.2f} %"
+        )
+        minutes = s["budget_remaining_minutes"]
+        assert cells["budget_remaining_minutes"][1] == (
+            "—" if minutes is None else f"{minutes:,.0f}"
+        )
+        state = s["state"]
+        expected = (
+            "breaching" if state["breaching"] else "exhausted" if state["exhausted"]
+            else "burning" if state["burning"] else "unknown" if s["good"] is None else "ok"
+        )  # fmt: skip
+        assert cells["state"][1] == expected, name
+        assert cells["burning"][1] == ", ".join(state["burning"])
+    # most urgent first, as the page promises
+    shown = [rows[n]["state"][1] for n in rows]
+    urgency = ["breaching", "exhausted", "burning", "unknown", "not evaluated", "ok"]
+    assert [urgency.index(x) for x in shown] == sorted(urgency.index(x) for x in shown)
+    assert "breaching" in shown and "ok" in shown
 
 
 def test_backups_drill_and_incidents_are_the_data(

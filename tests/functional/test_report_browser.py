@@ -92,7 +92,9 @@ def test_the_report_renders_offline_with_the_datas_numbers(
         # one bar per incident, with its alert, severity and status
         bars = [
             _pairs(str(label))
-            for label in shown.attributes("#chart-incidents path[aria-label]", "aria-label")
+            for label in shown.attributes(
+                "#chart-incidents .mark-rect path[aria-label]", "aria-label"
+            )
         ]
         assert sorted((b["alert"], b["severity"], b["status"]) for b in bars) == sorted(
             (i.alertname, i.severity, i.status) for i in report.incidents.incidents
