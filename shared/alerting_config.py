@@ -152,6 +152,16 @@ class Receiver(_Model):
                     )
         return data
 
+    def secret_names(self) -> list[str]:
+        """Every ``*_secret`` this receiver's integrations name (``hmac_key_secret`` too)."""
+        names = set()
+        for kind in ("slack_configs", "pagerduty_configs", "webhook_configs"):
+            for integration in getattr(self, kind):
+                for key, value in integration.model_dump().items():
+                    if key.endswith("_secret") and value:
+                        names.add(str(value))
+        return sorted(names)
+
 
 # --------------------------------------------------------------------------------------
 # Label matchers: Alertmanager's pkg/labels (the classic parser its "fallback" compat
@@ -1063,14 +1073,7 @@ class AlertingSettings(_Model):
 
     def secret_names(self) -> list[str]:
         """Every ``*_secret`` the receivers name (Terraform creates one secret each)."""
-        names = set()
-        for receiver in self.receivers:
-            for kind in ("slack_configs", "pagerduty_configs", "webhook_configs"):
-                for integration in getattr(receiver, kind):
-                    for key, value in integration.model_dump().items():
-                        if key.endswith("_secret") and value:
-                            names.add(str(value))
-        return sorted(names)
+        return sorted({name for r in self.receivers for name in r.secret_names()})
 
     @property
     def routing_tree(self) -> RouteNode | None:

@@ -414,10 +414,9 @@ def _demo_alerts(settings: Settings, adapters: Adapters, evaluation: Any, steps:
     receivers = []
     for r in settings.alerting.receivers:
         remote = r.slack_configs or r.pagerduty_configs or r.webhook_configs
-        names = [c.webhook_url_secret for c in r.slack_configs]
-        names += [c.routing_key_secret for c in r.pagerduty_configs]
-        names += [c.url_secret for c in r.webhook_configs]
-        if remote and not all((secrets_dir / n).is_file() for n in names):
+        # every secret it needs, a webhook's hmac_key_secret too: one missing and the
+        # real receiver would fail every delivery of the demo
+        if remote and not all((secrets_dir / n).is_file() for n in r.secret_names()):
             r = Receiver(name=r.name, file_configs=[FileConfig(path=f"alerts/{r.name}.jsonl")])
         receivers.append(r)
     alerting = settings.alerting.model_copy(update={"receivers": receivers})

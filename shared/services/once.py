@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.errors import NotFound, OpsuiteError, TransientError
+from shared.models import parse_utc_instant
 from shared.ports import ObjectStore
 from shared.retry import Clock
 
@@ -135,7 +136,6 @@ def _published(store: ObjectStore, bucket: str, done: str) -> Published:
         return Published("", False)
     if not isinstance(body, dict):
         return Published("", False)
-    at: datetime | None = None
-    with contextlib.suppress(TypeError, ValueError):
-        at = datetime.fromisoformat(str(body["at"])) if "at" in body else None
-    return Published(str(body.get("message_id", "")), False, at)
+    # lenient and always aware: a marker without an offset (or with a bad one) must not
+    # make a caller's comparison with an aware instant raise
+    return Published(str(body.get("message_id", "")), False, parse_utc_instant(body.get("at")))

@@ -412,3 +412,27 @@ def test_every_function_ships_the_tz_database() -> None:
     for requirements in sorted(root.glob("functions/*/requirements.txt")):
         pins = requirements.read_text().split()
         assert any(p.startswith("tzdata==") for p in pins), requirements
+
+
+def test_a_receivers_secret_names_include_the_webhooks_hmac_key() -> None:
+    from shared.alerting_config import PagerDutyConfig, Receiver, SlackConfig, WebhookConfig
+
+    hook = Receiver(
+        name="hook",
+        webhook_configs=[
+            WebhookConfig(url_secret="hook-url", hmac_key_secret="hook-key"),
+            WebhookConfig(url_secret="plain-url"),
+        ],
+    )
+    page = Receiver(
+        name="page",
+        slack_configs=[SlackConfig(webhook_url_secret="slack-url")],
+        pagerduty_configs=[PagerDutyConfig(routing_key_secret="pd-key")],
+    )
+    assert hook.secret_names() == ["hook-key", "hook-url", "plain-url"]
+    assert page.secret_names() == ["pd-key", "slack-url"]
+    assert Receiver(name="null").secret_names() == []
+    alerting = AlertingSettings.model_validate(
+        {"route": {"receiver": "hook"}, "receivers": [hook.model_dump(), page.model_dump()]}
+    )
+    assert alerting.secret_names() == sorted(hook.secret_names() + page.secret_names())

@@ -573,3 +573,24 @@ def test_a_taker_that_loses_the_generation_race_waits(store: LocalObjectStore) -
     with pytest.raises(TransientError):
         publish_once(store, BUCKET, BASE, _never, now=AT, clock=fake.clock)
     assert sum(fake.sleeps) >= WAIT_SECONDS - 0.2
+
+
+@pytest.mark.parametrize(
+    ("at", "expected"),
+    [
+        ("2026-11-04T10:00:00", datetime(2026, 11, 4, 10, tzinfo=UTC)),  # naive: UTC
+        ("2026-11-04T10:00:00Z", datetime(2026, 11, 4, 10, tzinfo=UTC)),
+        ("2026-11-04T12:00:00+02:00", datetime(2026, 11, 4, 10, tzinfo=UTC)),
+        ("yesterday", None),
+        (17, None),
+    ],
+)
+def test_a_done_markers_instant_is_aware_or_none(
+    store: LocalObjectStore, at: Any, expected: datetime | None
+) -> None:
+    marker = json.dumps({"message_id": "m-1", "at": at}).encode()
+    store.write_once(BUCKET, f"{BASE}.done.json", marker, "application/json")
+    published = publish_once(store, BUCKET, BASE, _never, now=AT, clock=FakeClock().clock)
+    assert (published.message_id, published.now, published.at) == ("m-1", False, expected)
+    if published.at is not None:
+        assert published.at <= AT + timedelta(days=400)  # comparable with an aware instant
