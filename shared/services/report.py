@@ -58,9 +58,10 @@ from shared.services.health import freshness_status, ratio_status
 from shared.services.sla import (
     MAX_FUTURE,
     SloStatus,
-    current_status,
     freshness_names,
     parse_detail,
+    status_of,
+    status_since,
 )
 from shared.services.sla_assess import Assessment, duration_label, latest_per_instant, pair_label
 from shared.services.sla_backfill import BACKFILL_KINDS
@@ -454,6 +455,7 @@ class _Sources:
         self.adapters = adapters
         self.now = now
         self.since = since
+        self._read = _Once(self._read_history)
         self._rows = _Once(self._read_rows)
         self._status = _Once(self._read_status)
 
@@ -462,17 +464,24 @@ class _Sources:
             raise ConfigError(f"the {self.adapters.backend} backend has no SLO history table")
         return self.adapters.history
 
-    def _read_rows(self) -> dict[str, list[EvaluationRecord]]:
+    def _read_history(self) -> list[EvaluationRecord]:
+        """One read for every section: the report's window and, before it, as far back as
+        the SLOs' status needs (their longest window)."""
         names = [s.name for s in self.settings.slos.objectives]
-        rows = self.history().read(names, self.since, self.now + MAX_FUTURE)
+        since = min(self.since, status_since(self.settings, self.now))
+        return self.history().read(names, since, self.now + MAX_FUTURE)
+
+    def _read_rows(self) -> dict[str, list[EvaluationRecord]]:
         by_slo: dict[str, list[EvaluationRecord]] = {}
-        for row in rows:
-            if row.at <= self.now:
+        for row in self._read.get():
+            if self.since < row.at <= self.now:
                 by_slo.setdefault(row.slo, []).append(row)
         return {name: latest_per_instant(own) for name, own in by_slo.items()}
 
     def _read_status(self) -> list[SloStatus]:
-        return current_status(self.settings, self.history(), self.now)
+        # as `opsuite sla status` shows it (current_status): the same rows, the same range
+        since = status_since(self.settings, self.now)
+        return status_of(self.settings, [r for r in self._read.get() if r.at > since])
 
     def rows(self, slo: str) -> list[EvaluationRecord]:
         """``slo``'s rows in (since, now], one per instant, oldest first."""

@@ -822,9 +822,25 @@ def current_status(
 ) -> list[SloStatus]:
     """Each SLO's newest recorded evaluation with its window stats (one history read)."""
     slos = select_slos(settings, names)
+    rows = history.read([s.name for s in slos], status_since(settings, now), now + MAX_FUTURE)
+    return status_of(settings, rows, names)
+
+
+def status_since(settings: Settings, now: datetime) -> datetime:
+    """How far back :func:`status_of` needs the rows: the longest window and a slot."""
+    longest = max(
+        (timedelta(seconds=s.window.seconds) for s in settings.slos.objectives),
+        default=timedelta(0),
+    )
+    return now - longest - cadence_of(settings)
+
+
+def status_of(
+    settings: Settings, rows: Sequence[EvaluationRecord], names: Sequence[str] = ()
+) -> list[SloStatus]:
+    """:func:`current_status` over rows already read (from :func:`status_since` on)."""
+    slos = select_slos(settings, names)
     cadence = cadence_of(settings)
-    longest = max(timedelta(seconds=s.window.seconds) for s in slos)
-    rows = history.read([s.name for s in slos], now - longest - cadence, now + MAX_FUTURE)
     windows = burn_windows(settings.slos.burn_rates)
     out = []
     for slo in slos:

@@ -88,8 +88,10 @@ class ReadOnlyHistory:
     def __init__(self, inner: EvaluationHistory, *, failing: bool = False) -> None:
         self.inner = inner
         self.failing = failing
+        self.reads: list[tuple[datetime, datetime]] = []
 
     def read(self, slos: Any, since: datetime, until: datetime) -> list[EvaluationRecord]:
+        self.reads.append((since, until))
         if self.failing:
             raise TransientError("BigQuery: 503 Service Unavailable")
         return self.inner.read(slos, since, until)

@@ -25,9 +25,9 @@ from shared.services.alert_router import LEDGER_PREFIX
 from shared.services.inventory import list_runs
 from shared.services.report import ReportData, gather
 from shared.services.seed import seed_demo
-from shared.services.sla import current_status, slo_history
+from shared.services.sla import MAX_FUTURE, current_status, slo_history, status_since
 from shared.services.trigger_rejections import TriggerRejection, record_rejection
-from tests.functional.report_stack import DAYS, JSON, Demo, _gather, _read_only
+from tests.functional.report_stack import DAYS, JSON, Demo, ReadOnlyHistory, _gather, _read_only
 from tests.helpers import (
     BUCKET,
     FOUR_TABLES,
@@ -44,6 +44,24 @@ def test_every_section_has_data_and_the_json_round_trips(report: ReportData) -> 
     assert set(body) >= {"slos", "budget", "freshness", "backups", "phases", "incidents"}
     assert body["backups"]["nights"][0]["instant"].endswith("+00:00")
     assert "<" not in report.to_json()  # safe inside <script>
+
+
+@pytest.mark.parametrize("days", [1, DAYS, 60])
+def test_the_history_is_read_once_for_every_section(demo: Demo, days: int) -> None:
+    adapters = _read_only(demo.stack.adapters)
+    data = gather(demo.stack.settings, adapters, now=demo.now, days=days)
+    history = adapters.history
+    assert isinstance(history, ReadOnlyHistory)
+    [(since, until)] = history.reads
+    # the window, or as far back as the SLOs' status needs (28 d and a slot), if further
+    assert since == min(data.since, status_since(demo.stack.settings, demo.now))
+    assert until == demo.now + MAX_FUTURE
+    # and the status is what `sla status` computes from its own read
+    expected = current_status(demo.stack.settings, demo.history, demo.now)
+    assert [r.compliance for r in data.slos.rows] == [
+        next(s.assessment.record.compliance for s in expected if s.slo.name == r.name)  # type: ignore[union-attr]
+        for r in data.slos.rows
+    ]
 
 
 def test_the_slo_table_is_current_status(demo: Demo, report: ReportData) -> None:
