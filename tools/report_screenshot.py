@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tests.browser import open_page
+from tests.browser import PageTimeout, chromium_path, open_page
 
 
 def main(argv: list[str]) -> int:
@@ -23,15 +23,33 @@ def main(argv: list[str]) -> int:
     if not report.is_file():
         print(f"{report}: no such report (run `make demo` first)", file=sys.stderr)
         return 66
-    with open_page(report, screenshot=out, wait_for="body[data-ready], body[data-error]") as page:
-        error = page.attribute("body", "data-error")
-        problems = [*([f"a chart failed: {error}"] if error else []), *page.problems()]
-        problems += [f"request: {url}" for url in page.requests]
-        size = page.evaluate("() => [document.body.scrollWidth, document.body.scrollHeight]")
-    if problems:
-        out.unlink(missing_ok=True)
-        print(f"{report}: not a screenshot to keep:\n  " + "\n  ".join(problems), file=sys.stderr)
+    if chromium_path() is None:
+        print(
+            "chromium is not installed: run `make browser` (it installs Debian's)", file=sys.stderr
+        )
+        return 69
+    # shot beside the target and moved over it only when the page is one to keep: a
+    # broken page leaves the committed screenshot as it was
+    shot = out.with_name(f".{out.name}.tmp.png")
+    try:
+        with open_page(
+            report, screenshot=shot, wait_for="body[data-ready], body[data-error]"
+        ) as page:
+            error = page.attribute("body", "data-error")
+            problems = [*([f"a chart failed: {error}"] if error else []), *page.problems()]
+            problems += [f"request: {url}" for url in page.requests]
+            size = page.evaluate("() => [document.body.scrollWidth, document.body.scrollHeight]")
+        if problems:
+            print(
+                f"{report}: not a screenshot to keep:\n  " + "\n  ".join(problems), file=sys.stderr
+            )
+            return 1
+        shot.replace(out)
+    except PageTimeout as exc:
+        print(f"{report}: not a screenshot to keep: {exc}", file=sys.stderr)
         return 1
+    finally:
+        shot.unlink(missing_ok=True)
     print(f"{out}: {size[0]}×{size[1]} px page ({out.stat().st_size / 1e3:,.0f} kB)")
     return 0
 

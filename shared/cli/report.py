@@ -48,7 +48,9 @@ def write_report(
     page = render(data, vega_script_bodies())
     output.parent.mkdir(parents=True, exist_ok=True)
     temporary = output.with_name(f".{output.name}.tmp")
-    temporary.write_text(page, encoding="utf-8")
+    # a lone surrogate (a name read from a record) can't be UTF-8: written as its \\u
+    # escape, which JSON.parse reads back, instead of failing the whole report
+    temporary.write_bytes(page.encode("utf-8", "backslashreplace"))
     temporary.replace(output)  # a reader never sees half a report
     return data.missing()
 

@@ -723,27 +723,41 @@ def _backups(sources: _Sources, days: int) -> BackupsSection:
 
     b = sources.settings.backups
     store = sources.adapters.store
+    # as they stood at ``now``: a record made later (a back-fill of an earlier night, a
+    # run started since) is not in a report of that moment
+    runs = [
+        (run, record)
+        for run, record in read_runs(store, b.bucket, b.prefix)
+        if record.created_at <= sources.now
+    ]
     nights = []
-    runs = read_runs(store, b.bucket, b.prefix)
     for run, record in runs:
         instant = parse_utc_instant(run.instant)
-        if instant is None or instant <= sources.since or instant > sources.now:
+        if instant is None or instant > sources.now:
             continue
-        nights.append(_night(sources, run, record, instant))
+        # a run still in progress is shown however old it is: a stalled one is a problem
+        # now, not history
+        if instant > sources.since or isinstance(record, RunClaim):
+            nights.append(_night(sources, run, record, instant))
     drill = _drill_section(sources)
-    if not runs:
+    rejected = {
+        day: r
+        for day, r in rejections_since(store, b.bucket, sources.since.date()).items()
+        if r.rejected_at <= sources.now
+    }
+    if not runs and not rejected:
         return BackupsSection(
             missing=f"no backup runs in gs://{b.bucket}/{b.prefix}/: run `opsuite backup` "
             f"(the nightly run is scheduled at {b.schedule_utc} UTC)",
             drill=drill,
         )
     # a night without its nightly run (``YYYYMMDD``; a subset run doesn't stand in for
-    # it), from the first night backed up on, once its run is an hour overdue
+    # it), once its run is an hour overdue: from the first night the backup ran or its
+    # trigger was rejected (before that, the suite was not deployed)
     nightly = {r.run_id for r, _ in runs}
     dates = [d for d in (_run_date(r.run_id) for r, _ in runs) if d is not None]
-    first = min(dates, default=sources.now.date())
+    first = min([*dates, *rejected], default=sources.now.date())
     hour, minute = (int(x) for x in b.schedule_utc.split(":"))
-    rejected = rejections_since(store, b.bucket, max(first, sources.since.date()))
     day = max(first, sources.since.date())
     while day <= sources.now.date():
         due = datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
@@ -815,7 +829,7 @@ def _night(
         elif verified:
             verification = "partly verified"
         if record.failed:
-            note = "; ".join(f"{t.source}: {t.error}" for t in record.failed)[:400]
+            note = "; ".join(f"{t.source}: {t.error or t.status}" for t in record.failed)[:400]
     else:
         running = sources.now - record.created_at
         if running > IN_PROGRESS_WARN_AFTER:

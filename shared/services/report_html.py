@@ -21,7 +21,7 @@ import html
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from shared.services.report import BackupNight, BudgetPoint, ReportData
@@ -243,7 +243,7 @@ def _budget(data: ReportData, charts: _Charts) -> str:
                                 "x": {"field": "at", "type": "temporal", "title": None,
                                       "scale": {"type": "utc", **_window(data)},
                                       "axis": {"format": "%d %b",
-                                               "tickCount": _day_ticks(data)}},
+                                               "values": _day_ticks(data)}},
                                 "y": {"field": "budget", "type": "quantitative",
                                       "title": "error budget left (clamped to ±100 %)",
                                       "axis": {"format": "%"},
@@ -407,8 +407,9 @@ def _weeks(
     combine: Callable[[Sequence[_Cell]], dict[str, Any]],
 ) -> list[_Cell]:
     """One cell per ISO week (Monday to Sunday; the window's first and last may be
-    shorter), dated by its first day: the worst status a day of it had (no data only
-    when no day had any), the fields ``combine``d, and how many days it holds."""
+    shorter), dated by its first day: the worst status a day of it had (bad, warn, no
+    data, good: a day without data is not hidden by the good ones around it, as in the
+    per-day view's urgency), the fields ``combine``d, and how many days it holds."""
     good, warn, bad, none = statuses
     weeks: dict[date, list[_Cell]] = {}
     for cell in cells:
@@ -416,7 +417,7 @@ def _weeks(
     out = []
     for own in weeks.values():
         seen = {c.status for c in own}
-        status = next((s for s in (bad, warn, good) if s in seen), none)
+        status = next(s for s in (bad, warn, none, good) if s in seen)
         fields = {
             **combine(own),
             "days": len(own),
@@ -682,7 +683,7 @@ def _incidents(data: ReportData, charts: _Charts) -> str:
             "encoding": {
                 "x": {"field": "opened", "type": "temporal", "title": None,
                       "scale": {"type": "utc", **_window(data)},
-                      "axis": {"format": "%d %b", "tickCount": _day_ticks(data)}},
+                      "axis": {"format": "%d %b", "values": _day_ticks(data)}},
                 "y": {"field": "alert", "type": "nominal", "title": None},
                 "color": {"field": "severity", "type": "nominal",
                           "scale": {"domain": ["P0", "P1", "P2", "P3"],
@@ -735,9 +736,17 @@ def _window(data: ReportData) -> dict[str, int]:
     return {"domainMin": _ms(data.since), "domainMax": _ms(data.generated_at)}
 
 
-def _day_ticks(data: ReportData) -> dict[str, Any]:
-    """A tick a day, or every few days: about 14 labels, each a different date."""
-    return {"interval": "day", "step": max(1, -(-data.days // 14))}  # utc: the scale's
+def _day_ticks(data: ReportData) -> list[int]:
+    """A tick each UTC midnight of the window, or every few: at most 14, evenly spaced
+    (an interval step restarts on each month's 1st, crowding its labels)."""
+    step = max(1, -(-data.days // 14))
+    first = data.since.date() + timedelta(days=1)
+    midnights = [first + timedelta(days=i) for i in range(0, data.days, step)]
+    return [
+        _ms(datetime(d.year, d.month, d.day, tzinfo=UTC))
+        for d in midnights
+        if datetime(d.year, d.month, d.day, tzinfo=UTC) <= data.generated_at
+    ]
 
 
 def _ms(moment: datetime) -> int:

@@ -23,7 +23,7 @@ from shared.cli import main
 from shared.report_assets import ASSETS, vega_scripts
 from shared.services.report import ReportData
 from shared.services.report_html import render
-from tests.functional.report_stack import Demo
+from tests.functional.report_stack import DAYS, Demo
 from tests.helpers import make_example_stack
 
 
@@ -237,3 +237,21 @@ def test_days_must_be_positive(demo: Demo, tmp_path: Path) -> None:
     assert (
         _cli(demo.stack.config, "report", "--days", "0", "--output", str(tmp_path / "r.html")) == 64
     )
+
+
+def test_a_name_that_is_not_unicode_text_does_not_fail_the_report(
+    report: ReportData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shared.services.report
+    from shared.cli.report import write_report
+
+    odd = "phase_\ud800"  # a lone surrogate: not encodable as UTF-8
+    phases = report.phases
+    first = replace(phases.phases[0], phase=odd)
+    data = replace(report, phases=replace(phases, phases=(first, *phases.phases[1:])))
+    monkeypatch.setattr(shared.services.report, "gather", lambda *a, **k: data)
+    output = tmp_path / "odd.html"
+    write_report(None, None, output, DAYS)  # type: ignore[arg-type]
+    text = output.read_bytes().decode("utf-8")  # valid UTF-8 throughout
+    specs = json.loads(re.search(r'id="specs">(.*?)</script>', text, re.S).group(1))  # type: ignore[union-attr]
+    assert odd in {v["phase"] for v in specs["phases"]["data"]["values"]}  # read back as it was

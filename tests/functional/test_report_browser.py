@@ -135,8 +135,10 @@ def test_the_readme_screenshot_is_the_whole_page_and_refuses_a_broken_one(
     # a page whose chart fails (here: a spec Vega-Lite rejects) is not kept
     broken = tmp_path / "broken.html"
     broken.write_text(text.replace('"mark":"bar"', '"mark":"no-such-mark"', 1), encoding="utf-8")
-    assert report_screenshot.main([str(broken), str(tmp_path / "broken.png")]) == 1
-    assert not (tmp_path / "broken.png").exists()
+    kept = out.read_bytes()
+    assert report_screenshot.main([str(broken), str(out)]) == 1
+    assert out.read_bytes() == kept  # the screenshot kept is the good one, untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.html", "report.png"]
     assert "not a screenshot to keep" in capsys.readouterr().err
 
 

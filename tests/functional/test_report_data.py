@@ -327,18 +327,23 @@ def test_missed_nights_are_rows_and_a_stalled_run_is_flagged(tmp_path: Path) -> 
     night(3)
     night(4)
     claim(5, at(5, 9, 31))  # 26.5 h in progress at the report: stalled
-    claim(6, at(6, 11, 50))  # 10 minutes: in progress
-    record_rejection(
-        store,
-        BUCKET,
-        TriggerRejection(
-            base + timedelta(days=1), at(1, 9, 30), "ConfigError", "backups.tables: bad", "42"
-        ),
-    )
+    claim(6, at(6, 11))  # an hour: in progress
+    for day in (1, -5):  # -5: before the first run, its trigger rejected (a broken deploy)
+        record_rejection(
+            store,
+            BUCKET,
+            TriggerRejection(
+                base + timedelta(days=day), at(day, 9, 30), "ConfigError", "bad tables", "42"
+            ),
+        )
     try:
         adapters = _read_only(stack.adapters)
         report = gather(stack.settings, adapters, now=at(6, 12), days=6)
-        wide = gather(stack.settings, adapters, now=at(6, 10), days=12)
+        wide = gather(stack.settings, adapters, now=at(6, 10), days=14)
+        # day 6's claim (11:00) doesn't exist yet: its night is due at 09:30, missed at 10:30
+        before, after = (
+            gather(stack.settings, adapters, now=at(6, 10, minute), days=1) for minute in (29, 31)
+        )
     finally:
         stack.adapters.close()
 
@@ -360,16 +365,28 @@ def test_missed_nights_are_rows_and_a_stalled_run_is_flagged(tmp_path: Path) -> 
     stalled = by_id[day_of(5)].note
     assert stalled is not None and "stalled" in stalled and "26.5 h" in stalled
     rejected = by_id[day_of(1)]
-    assert rejected.note is not None and "ConfigError: backups.tables: bad" in rejected.note
+    assert rejected.note is not None and "ConfigError: bad tables" in rejected.note
     assert rejected.instant == at(1, 9, 30) and rejected.bytes == rejected.tables == 0
     assert by_id[day_of(2)].note == f"no run of {base + timedelta(days=2)} (scheduled 09:30 UTC)"
-    # at 10:00 day 6's run isn't an hour overdue; nights before the first one aren't missed
+    # at 10:00, day 6's claim isn't there yet and its night isn't an hour overdue; nights
+    # are missed from the first one that ran or whose trigger was rejected (day -5) on
     wide_rows = [(n.run_id, n.status) for n in wide.backups.nights]
-    assert (day_of(6), "in progress") in wide_rows
+    assert not [r for r in wide_rows if r[0].startswith(day_of(6))]
+    assert (day_of(5), "in progress") in wide_rows  # 24.5 h: stalled
     assert [r for r in wide_rows if r[1] == "missed"] == [
-        (day_of(d), "missed") for d in (2, 1, 0, -1, -2)
+        (day_of(d), "missed") for d in (2, 1, 0, -1, -2, -4, -5)
     ]
-    assert (day_of(-3), "complete") in wide_rows and len(wide_rows) == 11
+    assert (day_of(-3), "complete") in wide_rows and len(wide_rows) == 12
+    assert "ConfigError: bad tables" in str(
+        {n.run_id: n for n in wide.backups.nights}[day_of(-5)].note
+    )
+    # the hour's grace; and a stalled run is shown though it began before the window
+    assert [(n.run_id, n.status) for n in before.backups.nights] == [(day_of(5), "in progress")]
+    assert [(n.run_id, n.status) for n in after.backups.nights] == [
+        (day_of(6), "missed"),
+        (day_of(5), "in progress"),
+    ]
+    assert after.since > at(5, 9, 30) and "stalled" in str(after.backups.nights[1].note)
 
 
 # -- (b) an empty store -----------------------------------------------------------------
