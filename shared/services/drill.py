@@ -336,11 +336,14 @@ def read_drill(store: ObjectStore, bucket: str, name: str) -> DrillRecord | None
         raise PermanentError(f"gs://{bucket}/{name} is not a valid drill record") from exc
 
 
-def newest_drill(store: ObjectStore, bucket: str, prefix: str) -> DrillRecord | None:
+def newest_drill(
+    store: ObjectStore, bucket: str, prefix: str, *, before: datetime | None = None
+) -> DrillRecord | None:
     """The newest day's drill record, or None if no drill was ever recorded.
 
     One listing of ``<prefix>/drills/`` and one read (the newest record only).
-    PermanentError if that record is unreadable.
+    PermanentError if that record is unreadable. ``before``: the newest that had
+    finished by then (a report of a past instant), reading back day by day.
     """
     base = drills_prefix(prefix) + "/"
     days = []
@@ -350,7 +353,17 @@ def newest_drill(store: ObjectStore, bucket: str, prefix: str) -> DrillRecord | 
             days.append(day)
     if not days:
         return None
-    return read_drill(store, bucket, f"{base}{max(days)}/{RECORD}")
+    if before is None:
+        return read_drill(store, bucket, f"{base}{max(days)}/{RECORD}")
+    until = f"{before.astimezone(UTC):%Y%m%d}"
+    for day in sorted((d for d in days if d <= until), reverse=True):
+        record = read_drill(store, bucket, f"{base}{day}/{RECORD}")
+        if record is None:
+            continue  # removed since the listing
+        finished = record.finished_at
+        if (finished if finished.tzinfo else finished.replace(tzinfo=UTC)) <= before:
+            return record
+    return None
 
 
 def newest_complete_backup(

@@ -42,7 +42,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
@@ -728,13 +728,21 @@ def _backups(sources: _Sources, days: int) -> BackupsSection:
     runs = [
         (run, record)
         for run, record in read_runs(store, b.bucket, b.prefix)
-        if record.created_at <= sources.now
+        if _aware(record.created_at) <= sources.now
     ]
     nights = []
     for run, record in runs:
         instant = parse_utc_instant(run.instant)
         if instant is None or instant > sources.now:
             continue
+        if isinstance(record, Manifest) and _aware(record.completed_at) > sources.now:
+            # finished after the report's instant: then, it was still in progress
+            run = replace(run, status="in progress", failed=0, rows=0, bytes=0)
+            record = RunClaim(
+                run_id=record.run_id, date=record.date, instant=record.instant,
+                tables=[t.source for t in record.tables], created_at=record.created_at,
+                backend=record.backend,
+            )  # fmt: skip
         # a run still in progress is shown however old it is: a stalled one is a problem
         # now, not history
         if instant > sources.since or isinstance(record, RunClaim):
@@ -743,7 +751,7 @@ def _backups(sources: _Sources, days: int) -> BackupsSection:
     rejected = {
         day: r
         for day, r in rejections_since(store, b.bucket, sources.since.date()).items()
-        if r.rejected_at <= sources.now
+        if _aware(r.rejected_at) <= sources.now
     }
     if not runs and not rejected:
         return BackupsSection(
@@ -776,6 +784,12 @@ def _backups(sources: _Sources, days: int) -> BackupsSection:
 
 #: a night's run is missed once this long past its scheduled time without a claim
 _DUE = timedelta(hours=1)
+
+
+def _aware(moment: datetime) -> datetime:
+    """A stored instant without an offset is UTC (as :func:`parse_utc_instant` reads
+    one): compared with the report's aware instant, it must not raise."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _run_date(run_id: str) -> date | None:
@@ -817,7 +831,7 @@ def _night(
     note = None
     if isinstance(record, Manifest):
         files = sum(len(t.files) for t in record.tables)
-        duration = (record.completed_at - record.created_at).total_seconds()
+        duration = (_aware(record.completed_at) - _aware(record.created_at)).total_seconds()
         complete = [t for t in record.tables if t.status == "complete"]
         checked = [t for t in complete if t.verification is not None]
         verified = sum(1 for t in checked if t.verification and t.verification.ok)
@@ -831,7 +845,7 @@ def _night(
         if record.failed:
             note = "; ".join(f"{t.source}: {t.error or t.status}" for t in record.failed)[:400]
     else:
-        running = sources.now - record.created_at
+        running = sources.now - _aware(record.created_at)
         if running > IN_PROGRESS_WARN_AFTER:
             note = (
                 f"stalled: in progress for {running.total_seconds() / 3600:,.1f} h since its "
@@ -867,7 +881,7 @@ def _drill(sources: _Sources) -> DrillSection:
     from shared.services.drill import newest_drill
 
     b = sources.settings.backups
-    record = newest_drill(sources.adapters.store, b.bucket, b.prefix)
+    record = newest_drill(sources.adapters.store, b.bucket, b.prefix, before=sources.now)
     if record is None:
         return DrillSection(
             missing="no restore drill recorded: run `opsuite drill` (it restores a sample of "
@@ -888,7 +902,7 @@ def _drill(sources: _Sources) -> DrillSection:
             date=record.date,
             run_id=record.run_id,
             finished_at=record.finished_at,
-            age_hours=round((sources.now - record.finished_at).total_seconds() / 3600, 3),
+            age_hours=round((sources.now - _aware(record.finished_at)).total_seconds() / 3600, 3),
             passed=record.passed,
             error=record.error,
             sample_tables=sum(1 for t in record.tables if t.ok),

@@ -242,7 +242,7 @@ def _budget(data: ReportData, charts: _Charts) -> str:
                             "encoding": {
                                 "x": {"field": "at", "type": "temporal", "title": None,
                                       "scale": {"type": "utc", **_window(data)},
-                                      "axis": {"format": "%d %b",
+                                      "axis": {"format": _day_format(data),
                                                "values": _day_ticks(data)}},
                                 "y": {"field": "budget", "type": "quantitative",
                                       "title": "error budget left (clamped to ±100 %)",
@@ -382,6 +382,8 @@ def _oldest(cells: Sequence[_Cell]) -> dict[str, Any]:
 
 #: each heat-strip status's glyph, so a cell reads without its colour (good: none)
 _GLYPHS = ("", "!", "✕", "–")
+#: a week that was good on the days it had data, but not every day had some
+_PARTIAL = "·"
 #: a longer window is drawn a column per week (a column a day stays readable up to here)
 WEEKLY_AFTER_DAYS = 62
 #: at most this many rows drawn per heat strip, the most urgent (the caller's order)
@@ -407,9 +409,10 @@ def _weeks(
     combine: Callable[[Sequence[_Cell]], dict[str, Any]],
 ) -> list[_Cell]:
     """One cell per ISO week (Monday to Sunday; the window's first and last may be
-    shorter), dated by its first day: the worst status a day of it had (bad, warn, no
-    data, good: a day without data is not hidden by the good ones around it, as in the
-    per-day view's urgency), the fields ``combine``d, and how many days it holds."""
+    shorter), dated by its first day: the worst status a day with data had (no data
+    only when no day had any: today before its first run, or a pipeline idle at
+    weekends, must not grey out a good week; such a week's glyph is "·" instead), the
+    fields ``combine``d, and how many days it holds (and with data)."""
     good, warn, bad, none = statuses
     weeks: dict[date, list[_Cell]] = {}
     for cell in cells:
@@ -417,7 +420,7 @@ def _weeks(
     out = []
     for own in weeks.values():
         seen = {c.status for c in own}
-        status = next(s for s in (bad, warn, none, good) if s in seen)
+        status = next((s for s in (bad, warn, good) if s in seen), none)
         fields = {
             **combine(own),
             "days": len(own),
@@ -455,8 +458,13 @@ def _heat_strip(
         for label, own in drawn
         for c in (_weeks(own, statuses, combine) if weekly else own)
     ]  # fmt: skip
+    for cell in cells:  # a good week with a day without data says so, not by colour
+        if weekly and cell["status"] == statuses[0] and cell["days_with_data"] < cell["days"]:
+            cell["glyph"] = _PARTIAL
     key = ", ".join(f"{g} {s}" if g else s for s, g in zip(statuses, _GLYPHS, strict=True))
-    per = "per week (its worst day)" if weekly else "per day"
+    if weekly:
+        key += f", {_PARTIAL} some days without data"
+    per = "per week (its worst day with data)" if weekly else "per day"
     extra = [{"field": "days_with_data", "title": "days with data"}] if weekly else []
     chart = charts.add(
         name,
@@ -683,7 +691,7 @@ def _incidents(data: ReportData, charts: _Charts) -> str:
             "encoding": {
                 "x": {"field": "opened", "type": "temporal", "title": None,
                       "scale": {"type": "utc", **_window(data)},
-                      "axis": {"format": "%d %b", "values": _day_ticks(data)}},
+                      "axis": {"format": _day_format(data), "values": _day_ticks(data)}},
                 "y": {"field": "alert", "type": "nominal", "title": None},
                 "color": {"field": "severity", "type": "nominal",
                           "scale": {"domain": ["P0", "P1", "P2", "P3"],
@@ -738,15 +746,23 @@ def _window(data: ReportData) -> dict[str, int]:
 
 def _day_ticks(data: ReportData) -> list[int]:
     """A tick each UTC midnight of the window, or every few: at most 14, evenly spaced
-    (an interval step restarts on each month's 1st, crowding its labels)."""
+    (an interval step restarts on each month's 1st, crowding its labels), counted back
+    from the newest midnight so the window's newest days are always labelled."""
     step = max(1, -(-data.days // 14))
-    first = data.since.date() + timedelta(days=1)
-    midnights = [first + timedelta(days=i) for i in range(0, data.days, step)]
-    return [
-        _ms(datetime(d.year, d.month, d.day, tzinfo=UTC))
-        for d in midnights
-        if datetime(d.year, d.month, d.day, tzinfo=UTC) <= data.generated_at
-    ]
+    newest = datetime(
+        data.generated_at.year, data.generated_at.month, data.generated_at.day, tzinfo=UTC
+    )
+    ticks = []
+    moment = newest
+    while moment >= data.since:
+        ticks.append(_ms(moment))
+        moment -= timedelta(days=step)
+    return ticks[::-1]
+
+
+def _day_format(data: ReportData) -> str:
+    """Day and month; the year too once the window spans most of one."""
+    return "%d %b %Y" if data.days > 300 else "%d %b"
 
 
 def _ms(moment: datetime) -> int:

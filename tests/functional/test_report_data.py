@@ -22,6 +22,7 @@ from shared.config import RatioSli
 from shared.manifest import CLAIM, MANIFEST, RunClaim
 from shared.models import EvaluationRecord, RunBucketQuery
 from shared.services.alert_router import LEDGER_PREFIX
+from shared.services.drill import DrillDeps, run_drill
 from shared.services.inventory import list_runs
 from shared.services.report import ReportData, gather
 from shared.services.seed import seed_demo
@@ -444,3 +445,59 @@ def test_a_failing_source_is_reported_in_its_own_sections_only(
     for name, section in same.items():
         if name not in failed:
             assert section(partial) == section(report), name
+
+
+def test_a_past_instant_sees_the_backups_and_drill_as_they_were_then(tmp_path: Path) -> None:
+    """With ``--at`` in the past: a run that finished later was in progress, a drill made
+    later did not exist; and stored instants without an offset (UTC) don't break it."""
+    stack = make_stack(tmp_path)
+    seed_demo(stack.adapters.warehouse)  # type: ignore[arg-type]
+    store = stack.adapters.store
+    run_id = backup_now(stack)
+    manifest = stack.manifest(run_id)
+    a = stack.adapters
+    drilled = run_drill(DrillDeps(stack.settings.backups, a.warehouse, a.store, "local"))
+    assert drilled.record is not None
+    # an older night written without offsets, and a rejected trigger likewise
+    old = manifest.instant - timedelta(days=2)
+    naive = manifest.model_copy(
+        update={
+            "run_id": f"{old:%Y%m%d}", "date": old.date(),
+            "instant": old.replace(tzinfo=None),
+            "created_at": old.replace(tzinfo=None),
+            "completed_at": (old + timedelta(minutes=3)).replace(tzinfo=None),
+        }
+    )  # fmt: skip
+    store.write(
+        BUCKET, f"backups/{naive.run_id}/{MANIFEST}", naive.model_dump_json().encode(), JSON
+    )
+    day = (old - timedelta(days=1)).date()
+    record_rejection(
+        store,
+        BUCKET,
+        TriggerRejection(day, datetime(day.year, day.month, day.day, 9, 31), "E", "bad", "1"),
+    )
+    midway = manifest.created_at + (manifest.completed_at - manifest.created_at) / 2
+    try:
+        adapters = _read_only(stack.adapters)
+        then = gather(stack.settings, adapters, now=midway, days=5)
+        now = gather(stack.settings, adapters, now=datetime.now(UTC), days=5)
+        before = gather(
+            stack.settings, adapters, now=drilled.record.finished_at - timedelta(seconds=1), days=5
+        )
+    finally:
+        stack.adapters.close()
+    by_id = {n.run_id: n for n in then.backups.nights}
+    assert (by_id[run_id].status, by_id[run_id].duration_seconds) == ("in progress", None)
+    assert by_id[run_id].verification == "not verified" and by_id[run_id].bytes == 0
+    assert by_id[naive.run_id].status == "complete"
+    assert by_id[naive.run_id].duration_seconds == 180.0
+    assert by_id[f"{day:%Y%m%d}"].status == "missed" and "E: bad" in str(
+        by_id[f"{day:%Y%m%d}"].note
+    )
+    assert {n.run_id: n.status for n in now.backups.nights}[run_id] == "complete"
+    # the drill: not before it finished, then with a non-negative age
+    assert then.backups.drill.drill is None and before.backups.drill.drill is None
+    assert "no restore drill" in str(before.backups.drill.missing)
+    drill = now.backups.drill.drill
+    assert drill is not None and drill.age_hours >= 0

@@ -100,15 +100,17 @@ def test_a_longer_window_is_a_column_a_week_with_its_worst_day() -> None:
     assert (week(10)["status"], week(10)["glyph"]) == ("error", "✕")
     assert week(10)["max_age_hours"] == max(3.0 + j for j in range(days) if week(j) is week(10))
     assert (week(40)["status"], week(40)["glyph"]) == ("warn", "!")
-    # a week without data, and one where a day had none among green ones: no data is
-    # worse than green (as in the per-day view), so neither hides behind its good days
+    # a week without data is no data; one where a day had none among green days stays
+    # green (today before its first run must not grey out a good week), marked "·"
     nodata = [w for w in cells.values() if w["status"] == "no data"]
-    assert len(nodata) == 2 and all(w["glyph"] == "–" for w in nodata)
-    assert sorted(w["days_with_data"] for w in nodata) == [0, week(70)["days"] - 1]
-    assert week(70)["status"] == "no data"
+    assert len(nodata) == 1 and nodata[0]["days_with_data"] == 0 and nodata[0]["glyph"] == "–"
+    assert (week(70)["status"], week(70)["glyph"]) == ("green", "·")
+    assert week(70)["days_with_data"] == week(70)["days"] - 1
+    partial = [w for w in cells.values() if w["glyph"] == "·"]
+    assert all(w["status"] == "green" and w["days_with_data"] < w["days"] for w in partial)
     # the first column starts on the window's first day, not on the Monday before it
     assert min(cells) == window[0].isoformat() and sum(c["days"] for c in cells.values()) == days
-    assert "per week (its worst day)" in page
+    assert "per week (its worst day with data)" in page and "· some days without data" in page
 
 
 def test_phases_per_week_sum_their_runs() -> None:
