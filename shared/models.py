@@ -261,7 +261,13 @@ def parse_utc_instant(value: object) -> datetime | None:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return as_utc(moment)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A stored instant without an offset is UTC (records written by older code, or by
+    hand): aware either way, so comparing it with an aware instant can't raise."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def split_gs_uri(uri: str) -> tuple[str, str]:

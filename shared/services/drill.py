@@ -117,7 +117,7 @@ from shared.config import FUNCTION_TIMEOUT_SECONDS, BackupSettings
 from shared.errors import BadInput, NotFound, OpsuiteError, PermanentError, TransientError
 from shared.identifiers import TableRef
 from shared.manifest import MANIFEST, Manifest, RunLayout, TableResult
-from shared.models import Fingerprint
+from shared.models import Fingerprint, as_utc
 from shared.ports import ObjectStore, Warehouse
 from shared.retry import Clock, retry_transient
 from shared.services.backup import read_manifest
@@ -360,8 +360,7 @@ def newest_drill(
         record = read_drill(store, bucket, f"{base}{day}/{RECORD}")
         if record is None:
             continue  # removed since the listing
-        finished = record.finished_at
-        if (finished if finished.tzinfo else finished.replace(tzinfo=UTC)) <= before:
+        if as_utc(record.finished_at) <= before:
             return record
     return None
 

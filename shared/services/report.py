@@ -52,7 +52,7 @@ from shared.composition import Adapters
 from shared.config import FreshnessSli, RatioSli, RecoveryTimeSli, Settings, Slo
 from shared.errors import BadInput, ConfigError, OpsuiteError
 from shared.manifest import IN_PROGRESS_WARN_AFTER, Manifest, RunClaim
-from shared.models import EvaluationRecord, parse_utc_instant
+from shared.models import EvaluationRecord, as_utc, parse_utc_instant
 from shared.ports import EvaluationHistory
 from shared.services.health import freshness_status, ratio_status
 from shared.services.sla import (
@@ -728,14 +728,14 @@ def _backups(sources: _Sources, days: int) -> BackupsSection:
     runs = [
         (run, record)
         for run, record in read_runs(store, b.bucket, b.prefix)
-        if _aware(record.created_at) <= sources.now
+        if as_utc(record.created_at) <= sources.now
     ]
     nights = []
     for run, record in runs:
         instant = parse_utc_instant(run.instant)
         if instant is None or instant > sources.now:
             continue
-        if isinstance(record, Manifest) and _aware(record.completed_at) > sources.now:
+        if isinstance(record, Manifest) and as_utc(record.completed_at) > sources.now:
             # finished after the report's instant: then, it was still in progress
             run = replace(run, status="in progress", failed=0, rows=0, bytes=0)
             record = RunClaim(
@@ -751,7 +751,7 @@ def _backups(sources: _Sources, days: int) -> BackupsSection:
     rejected = {
         day: r
         for day, r in rejections_since(store, b.bucket, sources.since.date()).items()
-        if _aware(r.rejected_at) <= sources.now
+        if as_utc(r.rejected_at) <= sources.now
     }
     if not runs and not rejected:
         return BackupsSection(
@@ -784,12 +784,6 @@ def _backups(sources: _Sources, days: int) -> BackupsSection:
 
 #: a night's run is missed once this long past its scheduled time without a claim
 _DUE = timedelta(hours=1)
-
-
-def _aware(moment: datetime) -> datetime:
-    """A stored instant without an offset is UTC (as :func:`parse_utc_instant` reads
-    one): compared with the report's aware instant, it must not raise."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _run_date(run_id: str) -> date | None:
@@ -831,7 +825,7 @@ def _night(
     note = None
     if isinstance(record, Manifest):
         files = sum(len(t.files) for t in record.tables)
-        duration = (_aware(record.completed_at) - _aware(record.created_at)).total_seconds()
+        duration = (as_utc(record.completed_at) - as_utc(record.created_at)).total_seconds()
         complete = [t for t in record.tables if t.status == "complete"]
         checked = [t for t in complete if t.verification is not None]
         verified = sum(1 for t in checked if t.verification and t.verification.ok)
@@ -845,7 +839,7 @@ def _night(
         if record.failed:
             note = "; ".join(f"{t.source}: {t.error or t.status}" for t in record.failed)[:400]
     else:
-        running = sources.now - _aware(record.created_at)
+        running = sources.now - as_utc(record.created_at)
         if running > IN_PROGRESS_WARN_AFTER:
             note = (
                 f"stalled: in progress for {running.total_seconds() / 3600:,.1f} h since its "
@@ -902,7 +896,7 @@ def _drill(sources: _Sources) -> DrillSection:
             date=record.date,
             run_id=record.run_id,
             finished_at=record.finished_at,
-            age_hours=round((sources.now - _aware(record.finished_at)).total_seconds() / 3600, 3),
+            age_hours=round((sources.now - as_utc(record.finished_at)).total_seconds() / 3600, 3),
             passed=record.passed,
             error=record.error,
             sample_tables=sum(1 for t in record.tables if t.ok),
